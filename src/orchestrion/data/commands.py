@@ -1,0 +1,131 @@
+"""`orchestrion data ...`: build NSynth-, URMP-, pairs- and MIDI-format datasets with FluidSynth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrion.data.build import BuildReport, Shard, current_command
+
+data_app = typer.Typer(help="Build datasets in the real datasets' formats, offline, with FluidSynth.",
+                       no_args_is_help=True)
+
+Workers = Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")]
+ShardOpt = Annotated[str, typer.Option("--shard", help="Build only shard k of N, e.g. 0/4.")]
+SoundFont = Annotated[Path | None, typer.Option("--soundfont", help=".sf2/.sf3 (default FluidR3_GM).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def _summary(report: BuildReport) -> str:
+    manifest = report.manifest
+    splits = ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
+    return (f"{report.out_dir}: {report.built} built, {report.skipped} already there; "
+            f"{manifest['items_finished']}/{manifest['items_planned']} items, "
+            f"{manifest['audio_seconds']:.1f} s of audio ({splits})")
+
+
+def _split_names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def register(app: typer.Typer, reports_errors) -> None:
+    """Attach the `data` command group to the root app, with its error reporting."""
+
+    @data_app.command("nsynth")
+    @reports_errors
+    def nsynth(
+        out: Annotated[Path, typer.Argument(help="Output folder (nsynth-<split>/ inside).")],
+        instruments: Annotated[str, typer.Option(help="Comma list: names, URMP codes or GM numbers.")] = "flute,clarinet,violin,trumpet",
+        pitches: Annotated[str, typer.Option(help="MIDI range, clipped to each instrument's.")] = "21-108",
+        velocities: Annotated[str, typer.Option(help="Comma list of velocities.")] = "25,50,75,100,127",
+        heldout_pitches: Annotated[str, typer.Option(help="Pitches no instrument trains on ('' for none); default every D#.")] = "",
+        valid_instruments: Annotated[str, typer.Option(help="Instruments only in valid (NSynth-style).")] = "",
+        test_instruments: Annotated[str, typer.Option(help="Instruments only in test.")] = "",
+        workers: Workers = 1, shard: ShardOpt = "0/1", soundfont: SoundFont = None, quiet: Quiet = False,
+    ) -> None:
+        """NSynth json/wav layout: 16 kHz, 4 s notes (3 s held + 1 s release)."""
+        from orchestrion.data.build_nsynth import NSynthBuildConfig, build_nsynth, parse_int_list, parse_pitch_range
+
+        config = NSynthBuildConfig(
+            instruments=_split_names(instruments),
+            pitches=parse_pitch_range(pitches),
+            velocities=parse_int_list(velocities, "--velocities", 1, 127),
+            valid_instruments=tuple(i.name for i in _resolve(valid_instruments)),
+            test_instruments=tuple(i.name for i in _resolve(test_instruments)),
+            soundfont=None if soundfont is None else str(soundfont),
+            **({"heldout_pitches": parse_int_list(heldout_pitches, "--heldout-pitches")} if heldout_pitches else {}),
+        )
+        report = build_nsynth(out, config, workers=workers, shard=Shard.parse(shard), progress=not quiet,
+                              command=current_command())
+        print(_summary(report))
+
+    @data_app.command("urmp")
+    @reports_errors
+    def urmp(
+        out: Annotated[Path, typer.Argument(help="Output folder (one NN_Piece_codes/ folder per piece).")],
+        scores: Annotated[str, typer.Option(help="music21:bach or a folder of MIDI files.")] = "music21:bach",
+        ensembles: Annotated[str, typer.Option(help="';'-separated ensembles of codes, e.g. 'fl,cl,hn,bn;vn,vn,va,vc'; default: balanced draw over all 13.")] = "",
+        sr: Annotated[int, typer.Option(help="Sample rate in Hz.")] = 48000,
+        limit: Annotated[int | None, typer.Option(help="At most this many pieces.")] = None,
+        seed: Annotated[int, typer.Option(help="Seed for instrument draws and the split.")] = 0,
+        workers: Workers = 1, shard: ShardOpt = "0/1", soundfont: SoundFont = None, quiet: Quiet = False,
+    ) -> None:
+        """URMP layout: AuMix, AuSep per part, Notes_*.txt, F0s_*.txt, Sco_*.mid, split by piece."""
+        from orchestrion.data.build_urmp import build_urmp
+
+        report = build_urmp(out, scores=scores, ensembles=[e for e in ensembles.split(";") if e.strip()] or None,
+                            sample_rate=sr, limit=limit, workers=workers, shard=shard, seed=seed,
+                            soundfont=soundfont, progress=not quiet)
+        print(_summary(report))
+
+    @data_app.command("pairs")
+    @reports_errors
+    def pairs(
+        out: Annotated[Path, typer.Argument(help="Output folder.")],
+        source: Annotated[str, typer.Option(help="Source instrument (name, code or GM number).")] = "flute",
+        target: Annotated[str, typer.Option(help="Target instrument.")] = "clarinet",
+        sr: Annotated[int, typer.Option(help="Sample rate in Hz.")] = 22050,
+        pitches: Annotated[str, typer.Option(help="MIDI range (default: all both can play).")] = "",
+        velocity: Annotated[int, typer.Option(help="Note velocity.")] = 110,
+        phrases: Annotated[int, typer.Option(help="Random phrases to add to the single notes.")] = 0,
+        seed: Annotated[int, typer.Option(help="Seed for phrases.")] = 0,
+        workers: Workers = 1, shard: ShardOpt = "0/1", soundfont: SoundFont = None, quiet: Quiet = False,
+    ) -> None:
+        """The same notes and phrases on two instruments, sample-aligned (timbre-transfer pairs)."""
+        from orchestrion.data.build_nsynth import parse_int_list, parse_pitch_range
+        from orchestrion.data.build_pairs import PairsBuildConfig, build_pairs
+
+        config = PairsBuildConfig(source=source, target=target, sample_rate=sr,
+                                  pitches=parse_pitch_range(pitches) if pitches else None,
+                                  velocity=parse_int_list(str(velocity), "--velocity", 1, 127)[0],
+                                  phrases=phrases, seed=seed,
+                                  soundfont=None if soundfont is None else str(soundfont))
+        report = build_pairs(out, config, workers=workers, shard=Shard.parse(shard), progress=not quiet,
+                             command=current_command())
+        print(_summary(report))
+
+    @data_app.command("midi")
+    @reports_errors
+    def midi(
+        out: Annotated[Path, typer.Argument(help="Output folder (<split>/<name>.mid).")],
+        source: Annotated[str, typer.Option("--from", help="music21:bach or a folder of MIDI files.")] = "music21:bach",
+        limit: Annotated[int | None, typer.Option(help="At most this many pieces.")] = None,
+        seed: Annotated[int, typer.Option(help="Seed for the split.")] = 0,
+        workers: Workers = 1, shard: ShardOpt = "0/1", quiet: Quiet = False,
+    ) -> None:
+        """A clean MIDI collection (validated, drums and empty files dropped), split by piece."""
+        from orchestrion.data.build_midi import build_midi
+
+        report = build_midi(out, source=source, limit=limit, workers=workers, shard=shard, seed=seed,
+                            progress=not quiet)
+        print(_summary(report))
+
+    app.add_typer(data_app, name="data")
+
+
+def _resolve(text: str):
+    from orchestrion.data.instrument_choice import resolve_instruments
+
+    return resolve_instruments(_split_names(text)) if text.strip() else []

@@ -1,0 +1,99 @@
+"""Audio file I/O, resampling, mono mix-down and atomic output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from orchestrion.audio.io import load_audio, resample, save_audio, to_mono
+from orchestrion.errors import (
+    AudioReadError,
+    InputFileNotFoundError,
+    NonFiniteAudioError,
+    SampleRateError,
+)
+from orchestrion.files import atomic_output
+
+
+def tone(sr: int, seconds: float = 0.5, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("suffix,tolerance", [(".wav", 1e-4), (".flac", 1e-4), (".aiff", 1e-4), (".ogg", 0.05)])
+def test_formats_round_trip(tmp_path, suffix, tolerance):
+    wave = tone(16000)
+    path = save_audio(tmp_path / f"x{suffix}", wave, 16000)
+    back, sr = load_audio(path)
+    assert sr == 16000
+    assert back.shape == wave.shape
+    assert np.max(np.abs(back - wave)) < tolerance
+
+
+def test_stereo_kept_or_mixed(tmp_path):
+    left, right = tone(16000, freq=440), tone(16000, freq=660)
+    save_audio(tmp_path / "s.wav", np.stack([left, right]), 16000, subtype="FLOAT")
+    both, _ = load_audio(tmp_path / "s.wav", mono=False)
+    mono, _ = load_audio(tmp_path / "s.wav")
+    assert both.shape == (2, len(left))
+    np.testing.assert_allclose(mono, (left + right) / 2, atol=1e-6)
+    np.testing.assert_allclose(to_mono(both), mono, atol=1e-7)
+
+
+def test_resample_keeps_pitch_and_length():
+    wave = tone(48000, seconds=1.0, freq=1000.0)
+    out = resample(wave, 48000, 16000)
+    assert len(out) == 16000
+    spectrum = np.abs(np.fft.rfft(out))
+    assert abs(np.argmax(spectrum) * 16000 / len(out) - 1000.0) <= 1.0
+    stereo = resample(np.stack([wave, wave]), 48000, 16000)
+    assert stereo.shape == (2, 16000)
+    np.testing.assert_allclose(stereo[0], out, atol=1e-6)
+
+
+def test_load_resamples_or_refuses(tmp_path):
+    sf.write(tmp_path / "a.wav", tone(22050), 22050)
+    wave, sr = load_audio(tmp_path / "a.wav", sample_rate=16000)
+    assert sr == 16000 and len(wave) == 8000
+    with pytest.raises(SampleRateError, match="22050 Hz, expected 16000 Hz"):
+        load_audio(tmp_path / "a.wav", sample_rate=16000, require_sample_rate=True)
+
+
+def test_bad_inputs_raise_their_error(tmp_path):
+    with pytest.raises(InputFileNotFoundError, match="missing.wav"):
+        load_audio(tmp_path / "missing.wav")
+    (tmp_path / "text.wav").write_text("not audio at all")
+    with pytest.raises(AudioReadError, match="text.wav"):
+        load_audio(tmp_path / "text.wav")
+    bad = tone(16000)
+    bad[3] = np.nan
+    sf.write(tmp_path / "nan.wav", bad, 16000, subtype="FLOAT")
+    with pytest.raises(NonFiniteAudioError, match="1 NaN"):
+        load_audio(tmp_path / "nan.wav")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    with pytest.raises(AudioReadError, match="no samples"):
+        load_audio(tmp_path / "empty.wav")
+
+
+def test_save_refuses_nan_and_leaves_nothing(tmp_path):
+    bad = tone(16000)
+    bad[0] = np.inf
+    with pytest.raises(NonFiniteAudioError):
+        save_audio(tmp_path / "out.wav", bad, 16000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "result.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash midway")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.txt"]
+    with atomic_output(target) as tmp:
+        assert tmp.suffix == ".txt" and tmp != target
+        tmp.write_text("new")
+    assert target.read_text() == "new"

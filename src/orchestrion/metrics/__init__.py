@@ -1,0 +1,62 @@
+"""Evaluation metrics: render quality against a reference, the seed's Table 6.3 figures.
+
+* :mod:`~orchestrion.metrics.audio` -- the render quality protocol on audio: MS-SSIM of
+  dB images, multi-resolution STFT distance, log-spectral distance (:func:`compare_audio`,
+  :func:`compare_files`).
+* :mod:`~orchestrion.metrics.swd` -- ProGAN's sliced Wasserstein distance over a
+  Laplacian pyramid.
+* :mod:`~orchestrion.metrics.classifier` -- AUC, micro and macro accuracy of the
+  multi-hot instrument classifier.
+* :mod:`~orchestrion.metrics.spectrogram` -- MS-SSIM and L1 of spectrogram images and the
+  Table 6.3 row.
+"""
+
+from orchestrion.metrics.audio import (
+    AudioComparison,
+    compare_audio,
+    compare_files,
+    db_image,
+    log_spectral_distance,
+    mr_stft_distance,
+    power_spectrogram,
+)
+from orchestrion.metrics.classifier import (
+    ClassifierScores,
+    binary_auc,
+    instrument_classifier_scores,
+)
+from orchestrion.metrics.spectrogram import (
+    Table63Row,
+    crop_to_scale_grid,
+    spectrogram_l1,
+    spectrogram_ms_ssim,
+    table63_row,
+)
+from orchestrion.metrics.swd import (
+    SwdResult,
+    laplacian_pyramid,
+    sliced_wasserstein,
+    sliced_wasserstein_distance,
+)
+
+__all__ = [
+    "AudioComparison",
+    "ClassifierScores",
+    "SwdResult",
+    "Table63Row",
+    "binary_auc",
+    "compare_audio",
+    "compare_files",
+    "crop_to_scale_grid",
+    "db_image",
+    "instrument_classifier_scores",
+    "laplacian_pyramid",
+    "log_spectral_distance",
+    "mr_stft_distance",
+    "power_spectrogram",
+    "sliced_wasserstein",
+    "sliced_wasserstein_distance",
+    "spectrogram_l1",
+    "spectrogram_ms_ssim",
+    "table63_row",
+]

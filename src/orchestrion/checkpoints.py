@@ -1,0 +1,114 @@
+"""Shipped-model checkpoints: a folder of safetensors weights + config.json + MODEL_CARD.md.
+
+config.json holds {"system": "render" | "note" | ..., "format": 1, "config": {...}}; the card
+records the metrics reached, the exact training command and the data seen. Loading never
+unpickles anything, and a checkpoint of another system is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from orchestrion.errors import OrchestrionError
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CARD_NAME = "MODEL_CARD.md"
+FORMAT_VERSION = 1
+ASSETS_DIR = Path(__file__).resolve().parent / "assets" / "models"
+
+
+class CheckpointError(OrchestrionError):
+    """A checkpoint folder is missing, incomplete, corrupt or belongs to another system."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: weights (CPU tensors), the system's config dict, and the card text."""
+
+    path: Path
+    system: str
+    config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    card: str
+
+
+def save_checkpoint(
+    folder: str | Path,
+    system: str,
+    config: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor],
+    card: str,
+) -> Path:
+    """Write weights, config and card into `folder` atomically (a temp folder renamed into place)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"system": system})
+        document = {"system": system, "format": FORMAT_VERSION, "config": dict(config)}
+        (tmp / CONFIG_NAME).write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        (tmp / CARD_NAME).write_text(card)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return folder
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A folder path, or the name of a shipped model (e.g. "render-cpu")."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    shipped = ASSETS_DIR / str(name_or_path)
+    if shipped.is_dir():
+        return shipped
+    known = sorted(p.name for p in ASSETS_DIR.iterdir()) if ASSETS_DIR.is_dir() else []
+    raise CheckpointError(
+        "no such model folder or shipped model" + (f" (shipped: {', '.join(known)})" if known else ""), path
+    )
+
+
+def load_checkpoint(name_or_path: str | Path, system: str) -> Checkpoint:
+    """Load a checkpoint of `system`, refusing one of another system or a damaged one."""
+    folder = resolve_checkpoint(name_or_path)
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    if not config_path.is_file() or not weights_path.is_file():
+        raise CheckpointError(f"not a model folder: needs {CONFIG_NAME} and {WEIGHTS_NAME}", folder)
+    try:
+        document = json.loads(config_path.read_text())
+        found, config = document["system"], document["config"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"unreadable {CONFIG_NAME} ({type(exc).__name__})", config_path) from None
+    if found != system:
+        raise CheckpointError(f"this is a `{found}` model, not a `{system}` model", folder)
+    try:
+        state_dict = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"corrupt weights ({exc})", weights_path) from None
+    card_path = folder / CARD_NAME
+    card = card_path.read_text() if card_path.is_file() else ""
+    return Checkpoint(folder, system, config, state_dict, card)
+
+
+def load_state_into(module: torch.nn.Module, checkpoint: Checkpoint) -> None:
+    """Load weights into `module`, turning shape/key mismatches into a CheckpointError."""
+    try:
+        module.load_state_dict(checkpoint.state_dict, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"weights do not fit this model ({first})", checkpoint.path) from None

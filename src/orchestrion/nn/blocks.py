@@ -1,0 +1,90 @@
+"""Shared convolution building blocks.
+
+* :class:`SameConv2d` — a convolution with TensorFlow-style "SAME" padding: the output
+  has ``ceil(size / stride)`` positions per axis for *any* input size (an axis of length
+  1 stays 1), the extra padding going to the end when the total is odd.
+* :class:`NoiseDropout` — dropout that can stay active in ``eval()`` mode, the noise
+  source of pix2pix-style generators that take no latent vector.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from orchestrion.errors import ConfigError
+
+
+def same_padding(length: int, kernel_size: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of one axis for ``ceil(length / stride)`` convolution outputs."""
+    out = math.ceil(length / stride)
+    total = max((out - 1) * stride + kernel_size - length, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with "SAME" padding computed from the input size at every call.
+
+    Shapes
+    ------
+    forward(x): (B, C_in, H, W) -> (B, C_out, ceil(H / stride_h), ceil(W / stride_w))
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
+        left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
+        if top == bottom and left == right:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left))
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride)
+
+
+class NoiseDropout(nn.Module):
+    """Element-wise dropout that, by default, stays on after ``model.eval()``.
+
+    pix2pix and orGAN feed their generator no latent vector: dropout at inference is
+    the only source of variation between renderings of the same score. ``eval()``
+    therefore does not switch it off; set ``active_at_inference = False`` (or use
+    :func:`set_inference_dropout` on a whole model) for deterministic outputs.
+
+    Parameters
+    ----------
+    p : float
+        Probability of zeroing an element, in [0, 1). Survivors are scaled by 1/(1-p).
+    active_at_inference : bool
+        Keep dropping in eval mode. Default True.
+    """
+
+    def __init__(self, p: float = 0.5, active_at_inference: bool = True) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ConfigError(f"dropout probability must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.active_at_inference = bool(active_at_inference)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, active_at_inference={self.active_at_inference}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Any shape -> same shape."""
+        return F.dropout(x, self.p, training=self.training or self.active_at_inference)
+
+
+def set_inference_dropout(module: nn.Module, active: bool) -> None:
+    """Switch every :class:`NoiseDropout` inside `module` on or off for eval mode."""
+    for child in module.modules():
+        if isinstance(child, NoiseDropout):
+            child.active_at_inference = bool(active)

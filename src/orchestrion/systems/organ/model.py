@@ -1,0 +1,594 @@
+"""orGAN networks: encoding -> U-Net generator -> log-power spectrogram; PatchGAN + classifier.
+
+The model is a composition, each part built from :class:`OrganConfig` data:
+
+``roll (B, 16, 128, T)`` --:mod:`encoding`--> ``image (B, C, n_bins, T)``
+--:class:`Generator`--> ``S (B, 1, n_bins, T)``, ``S = ln(1 + |X|^2)``;
+:class:`Discriminator` judges ``concat(S, image)`` patch by patch and (optionally)
+names the instruments it hears.
+
+Generator (seed thesis §4.7, pix2pix)
+-------------------------------------
+* Encoder: ``depth`` layers Conv 4x4 stride 2 -> BatchNorm -> LeakyReLU(0.2), no
+  BatchNorm on the first; widths ``base * 2**i`` capped at ``width_cap * base``.
+* Decoder: ConvTranspose 4x4 stride 2 -> BatchNorm -> Dropout(0.5) on the first 3 ->
+  ReLU, each output concatenated with the encoder output of the same resolution.
+  Widths: ``decoder_width_shift`` halvings below the encoder's at the same resolution
+  (2 = the seed's 512 x 4, 256, ..., 16, 16 for base 64, depth 10).
+* Head: ConvTranspose 1 filter, kernel 2, stride 1, no padding (adds one row and one
+  column: the U-Net's ``n_fft / 2`` rows become ``n_fft / 2 + 1`` bins) -> output
+  activation -> crop to the target.
+* Dropout stays active in ``eval()`` (the noise source; there is no z). Turn it off
+  with ``set_inference_dropout(False)`` for deterministic outputs.
+
+Padding (a decision)
+--------------------
+The U-Net works on a grid of ``(n_bins - 1) x T`` (the Nyquist row is produced by the
+head; encodings leave that input row empty), zero-padded per axis to the *next power of
+two* when the axis is at most ``2**depth`` long, else to a *multiple of* ``2**depth``.
+For the paper's chunks this is the seed's 1024 x 1024; for long scores it avoids
+doubling the work; for tiny inputs it stays tiny. Down-sampling uses "SAME" padding, so
+an axis that has reached 1 stays 1 in deeper layers, and the decoder crops each
+up-sampled map to its skip connection's size. The output is cropped back to
+``(n_bins, T)``.
+
+Output activation (a decision per preset)
+-----------------------------------------
+``S >= 0``. The seed puts a LeakyReLU after the head (negative values are read back via
+``|exp(S) - 1|``); the paper preset keeps it. The cpu preset uses softplus: positive,
+smooth, and no dead units in silent regions. ReLU and identity are also available.
+
+Discriminator
+-------------
+PatchGAN on ``concat(S, encoded roll)``: hidden layers SAME-padded Conv -> BatchNorm
+(not on the first) -> LeakyReLU(0.2), then a 1-filter convolution giving a map of
+logits (apply ``sigmoid`` for probabilities). Its receptive field is computed by
+:func:`receptive_field`: 94, 190, 286 for the seed's variants. The instrument classifier
+gives 16 independent logits (multi-hot) from global average pooling + a linear layer,
+either on the patch trunk's last hidden features (``classifier_input="joint"``, the
+seed) or on its own stack of the variant's stride-2 layers that sees only the
+spectrogram (``"spectrogram"``; the joint trunk also sees the roll, whose slot channels
+*are* the answer).
+
+The seed first squeezed its 1025-bin spectrogram to 1024 rows with a 2 x 2 'valid'
+convolution so it could be stacked with the zero-padded roll (which makes its true
+receptive field one larger than the variant's name); here the encoded roll already lives
+on the spectrogram's grid, so the receptive field is exactly 94 / 190 / 286. The seed's
+dropout in the discriminator's last two down-sampling modules is left out.
+
+Both networks run their convolutions in channels-last memory layout (2-3x faster with
+oneDNN on CPU); outputs may therefore be non-contiguous.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from orchestrion.errors import ConfigError
+from orchestrion.nn.adversarial import AdversarialLoss, WeightedMultiHotBCE
+from orchestrion.nn.blocks import NoiseDropout, SameConv2d, set_inference_dropout
+from orchestrion.nn.msssim import MSSSIMLoss
+from orchestrion.systems.organ.encoding import RollEncoding, build_encoding
+from orchestrion.systems.organ.presets import OUTPUT_ACTIVATIONS, LayerSpec, OrganConfig
+
+NEGATIVE_SLOPE = 0.2
+"""LeakyReLU slope of the encoder, the discriminator and the seed's output activation."""
+
+
+def receptive_field(layers: Sequence[Sequence[int]]) -> int:
+    """Receptive field (pixels per axis) of one output of a stack of convolutions.
+
+    Walks back from a single output with ``r <- (r - 1) * stride + kernel`` per layer
+    (seed eq. in §5.2; padding does not change it).
+
+    Parameters
+    ----------
+    layers : sequence of (filters, kernel, stride)
+        Input layer first, as in :data:`~orchestrion.systems.organ.presets.DISCRIMINATOR_VARIANTS`.
+
+    >>> receptive_field([(16, 4, 2), (32, 4, 2), (64, 4, 2), (128, 4, 2),
+    ...                  (256, 4, 1), (512, 4, 1), (1, 4, 1)])
+    190
+    """
+    size = 1
+    for layer in reversed(list(layers)):
+        if len(layer) != 3:
+            raise ConfigError(f"a layer is (filters, kernel, stride), got {tuple(layer)!r}")
+        _, kernel, stride = layer
+        size = (size - 1) * int(stride) + int(kernel)
+    return size
+
+
+def padded_length(length: int, depth: int) -> int:
+    """Grid length of one axis for a U-Net of `depth` down-samplings (see module notes)."""
+    if length < 1:
+        raise ConfigError(f"an input axis must hold at least 1 element, got {length}")
+    unit = 1 << depth
+    if length <= unit:
+        return 1 << math.ceil(math.log2(length))
+    return unit * math.ceil(length / unit)
+
+
+def _output_activation(name: str) -> nn.Module:
+    if name == "softplus":
+        return nn.Softplus()
+    if name == "leaky_relu":
+        return nn.LeakyReLU(NEGATIVE_SLOPE)
+    if name == "relu":
+        return nn.ReLU()
+    if name == "identity":
+        return nn.Identity()
+    raise ConfigError(
+        f"output activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}, got {name!r}"
+    )
+
+
+class _Down(nn.Module):
+    """Conv 4x4 stride 2 (SAME) -> [BatchNorm] -> LeakyReLU(0.2).
+
+    (B, C, H, W) -> (B, C', ceil(H / 2), ceil(W / 2)).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool) -> None:
+        super().__init__()
+        self.conv = SameConv2d(in_channels, out_channels, 4, stride=2, bias=not batch_norm)
+        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.act = nn.LeakyReLU(NEGATIVE_SLOPE)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+class _Up(nn.Module):
+    """ConvTranspose 4x4 stride 2 -> BatchNorm -> [Dropout] -> ReLU.
+
+    (B, C, H, W) -> (B, C', 2 H, 2 W).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float) -> None:
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(
+            in_channels, out_channels, 4, stride=2, padding=1, bias=False
+        )
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.dropout = NoiseDropout(dropout) if dropout > 0 else nn.Identity()
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.dropout(self.norm(self.conv(x))))
+
+
+class Generator(nn.Module):
+    """U-Net from an encoded roll to a log-power spectrogram.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the encoded roll (16 slots, or 32 with onset channels).
+    depth : int
+        Down-sampling layers (the decoder has as many up-sampling layers).
+    base_width : int
+        Filters of the first encoder layer.
+    width_cap : int
+        Widths are capped at ``width_cap * base_width``.
+    decoder_width_shift : int
+        Decoder widths are ``2 ** shift`` times narrower than the encoder's at the same
+        resolution, floored at ``base_width >> shift``.
+    dropout : float
+        Dropout probability in the first `dropout_layers` decoder layers.
+    dropout_layers : int
+        Decoder layers with dropout, counted from the bottleneck.
+    output_activation : {"softplus", "leaky_relu", "relu", "identity"}
+
+    Shapes
+    ------
+    forward(image): (B, C, F, T) -> (B, 1, F, T); F is the spectrogram's bin count,
+    whose last (Nyquist) input row is not read.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        depth: int,
+        base_width: int = 64,
+        width_cap: int = 8,
+        decoder_width_shift: int = 2,
+        dropout: float = 0.5,
+        dropout_layers: int = 3,
+        output_activation: str = "leaky_relu",
+    ) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ConfigError(f"the U-Net needs at least 1 down-sampling layer, got depth {depth}")
+        self.depth = int(depth)
+        cap = base_width * width_cap
+        self.encoder_widths = [min(base_width << i, cap) for i in range(depth)]
+        floor = max(1, base_width >> decoder_width_shift)
+
+        def decoder_width(level: int) -> int:
+            # the encoder has base * 2**(level - 1) filters at `level` halvings
+            return int(min(max(base_width * 2.0 ** (level - 1 - decoder_width_shift), floor), cap))
+
+        self.decoder_widths = [decoder_width(depth - 1 - j) for j in range(depth)]
+        self.encoder = nn.ModuleList(
+            _Down(in_channels if i == 0 else self.encoder_widths[i - 1], width, batch_norm=i > 0)
+            for i, width in enumerate(self.encoder_widths)
+        )
+        decoder = []
+        for j, width in enumerate(self.decoder_widths):
+            if j == 0:
+                incoming = self.encoder_widths[-1]
+            else:
+                incoming = self.decoder_widths[j - 1] + self.encoder_widths[depth - 1 - j]
+            decoder.append(_Up(incoming, width, dropout if j < dropout_layers else 0.0))
+        self.decoder = nn.ModuleList(decoder)
+        self.head = nn.ConvTranspose2d(self.decoder_widths[-1], 1, kernel_size=2, stride=1)
+        self.output_activation = _output_activation(output_activation)
+
+    def grid_size(self, n_bins: int, n_frames: int) -> tuple[int, int]:
+        """(rows, frames) of the padded grid the U-Net works on for an (n_bins, n_frames) output."""
+        return padded_length(max(n_bins - 1, 1), self.depth), padded_length(n_frames, self.depth)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Encoded roll (B, C, F, T) -> log-power spectrogram (B, 1, F, T)."""
+        if image.dim() != 4:
+            raise ConfigError(
+                "the generator takes an encoded roll (batch, channels, bins, frames), "
+                f"got {tuple(image.shape)}"
+            )
+        n_bins, n_frames = image.shape[-2:]
+        grid_rows, grid_frames = self.grid_size(n_bins, n_frames)
+        x = image[:, :, : max(n_bins - 1, 1)]
+        x = F.pad(x, (0, grid_frames - n_frames, 0, grid_rows - x.shape[-2]))
+        # channels-last: oneDNN's convolutions run 2-3x faster on CPU in this layout
+        x = x.contiguous(memory_format=torch.channels_last)
+        skips = []
+        for down in self.encoder:
+            x = down(x)
+            skips.append(x)
+        skips.pop()  # the bottleneck itself
+        for j, up in enumerate(self.decoder):
+            x = up(x)
+            if j < self.depth - 1:
+                skip = skips.pop()
+                x = torch.cat([x[..., : skip.shape[-2], : skip.shape[-1]], skip], dim=1)
+            else:
+                x = x[..., :grid_rows, :grid_frames]
+        x = self.output_activation(self.head(x))
+        return x[..., :n_bins, :n_frames]
+
+
+class DiscriminatorOutput(NamedTuple):
+    """What the discriminator says about a batch.
+
+    patch_logits : Tensor, (B, 1, P, Q)
+        Real/fake logit per patch (``sigmoid`` gives the probability of "real").
+    instrument_logits : Tensor (B, n_classes) or None
+        One logit per instrument slot (multi-hot); None without a classifier.
+    """
+
+    patch_logits: Tensor
+    instrument_logits: Tensor | None
+
+
+def _conv_stack(in_channels: int, layers: Sequence[LayerSpec]) -> tuple[nn.Sequential, int]:
+    """SAME Conv -> [BN, not on the first] -> LeakyReLU per layer; returns (stack, out channels)."""
+    modules: list[nn.Module] = []
+    channels = in_channels
+    for i, (filters, kernel, stride) in enumerate(layers):
+        modules.append(SameConv2d(channels, filters, kernel, stride=stride, bias=i == 0))
+        if i > 0:
+            modules.append(nn.BatchNorm2d(filters))
+        modules.append(nn.LeakyReLU(NEGATIVE_SLOPE))
+        channels = filters
+    return nn.Sequential(*modules), channels
+
+
+class Discriminator(nn.Module):
+    """PatchGAN on (spectrogram, encoded roll) with an optional instrument classifier.
+
+    Parameters
+    ----------
+    condition_channels : int
+        Channels of the encoded roll concatenated to the 1-channel spectrogram.
+    layers : sequence of (filters, kernel, stride)
+        The patch trunk, input layer first; the last layer has 1 filter.
+    width_multiplier : float
+        Scales every hidden layer's filters (rounded, at least 1).
+    n_classes : int
+        Instrument slots the classifier names. Default 16.
+    classifier : bool
+        Build the instrument classifier.
+    classifier_input : {"spectrogram", "joint"}
+        Where the classifier looks (see module notes).
+
+    Shapes
+    ------
+    forward(spectrogram, condition): (B, 1, F, T), (B, C, F, T) ->
+    DiscriminatorOutput((B, 1, ceil(F / s), ceil(T / s)), (B, n_classes) or None),
+    s the product of the strides.
+    """
+
+    def __init__(
+        self,
+        condition_channels: int,
+        layers: Sequence[Sequence[int]],
+        width_multiplier: float = 1.0,
+        n_classes: int = 16,
+        classifier: bool = True,
+        classifier_input: str = "spectrogram",
+    ) -> None:
+        super().__init__()
+        if classifier_input not in ("spectrogram", "joint"):
+            raise ConfigError(
+                f"classifier_input must be 'spectrogram' or 'joint', got {classifier_input!r}"
+            )
+        layers = [tuple(int(v) for v in layer) for layer in layers]
+        if len(layers) < 2 or layers[-1][0] != 1:
+            raise ConfigError(
+                f"the discriminator needs hidden layers and a final 1-filter layer, got {layers!r}"
+            )
+        self.layers: tuple[LayerSpec, ...] = tuple(layers)  # type: ignore[assignment]
+        self.receptive_field = receptive_field(self.layers)
+        hidden = [(max(1, round(f * width_multiplier)), k, s) for f, k, s in self.layers[:-1]]
+        self.trunk, trunk_channels = _conv_stack(1 + condition_channels, hidden)
+        _, last_kernel, last_stride = self.layers[-1]
+        self.patch_head = SameConv2d(trunk_channels, 1, last_kernel, stride=last_stride)
+        self.classifier_input = classifier_input
+        self.classifier_features: nn.Sequential | None = None
+        self.classifier: nn.Linear | None = None
+        if classifier:
+            if classifier_input == "spectrogram":
+                downsampling = [layer for layer in hidden if layer[2] > 1] or hidden[:1]
+                self.classifier_features, features = _conv_stack(1, downsampling)
+            else:
+                features = trunk_channels
+            self.classifier = nn.Linear(features, n_classes)
+
+    def forward(self, spectrogram: Tensor, condition: Tensor) -> DiscriminatorOutput:
+        """Judge spectrograms (B, 1, F, T) given their encoded rolls (B, C, F, T)."""
+        matching = (
+            spectrogram.dim() == 4
+            and condition.dim() == 4
+            and spectrogram.shape[1] == 1
+            and condition.shape[0] == spectrogram.shape[0]
+            and condition.shape[-2:] == spectrogram.shape[-2:]
+        )
+        if not matching:
+            raise ConfigError(
+                "the discriminator takes a spectrogram (batch, 1, bins, frames) and an encoded "
+                f"roll of the same batch, bins and frames; got {tuple(spectrogram.shape)} and "
+                f"{tuple(condition.shape)}"
+            )
+        joint = torch.cat([spectrogram, condition], dim=1)
+        joint = joint.contiguous(memory_format=torch.channels_last)
+        features = self.trunk(joint)
+        patch_logits = self.patch_head(features)
+        instrument_logits = None
+        if self.classifier is not None:
+            if self.classifier_features is not None:
+                alone = spectrogram.contiguous(memory_format=torch.channels_last)
+                features = self.classifier_features(alone)
+            instrument_logits = self.classifier(features.mean(dim=(-2, -1)))
+        return DiscriminatorOutput(patch_logits, instrument_logits)
+
+
+def instrument_labels(roll: Tensor) -> Tensor:
+    """Multi-hot labels from a roll: a slot is present if any of its cells is on.
+
+    (B, S, 128, T) -> (B, S), float 0/1.
+    """
+    return (roll.flatten(2) > 0).any(dim=-1).to(torch.float32)
+
+
+def count_parameters(module: nn.Module | None) -> int:
+    """Trainable parameters of `module` (0 for None)."""
+    return 0 if module is None else sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class OrganModel(nn.Module):
+    """Encoding + generator (+ discriminator) built from one :class:`OrganConfig`.
+
+    ``model(roll)`` renders: (B, 16, 128, T) -> log-power spectrogram (B, 1, n_bins, T).
+    """
+
+    def __init__(self, config: OrganConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoding: RollEncoding = build_encoding(
+            config.encoding,
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            n_slots=config.n_slots,
+            onset_channels=config.onset_channels,
+            n_harmonics=config.harmonics,
+            harmonic_decay=config.harmonic_decay,
+            learned=config.learned_encoding,
+        )
+        self.generator = Generator(
+            self.encoding.out_channels,
+            depth=config.generator_depth,
+            base_width=config.base_width,
+            width_cap=config.width_cap,
+            decoder_width_shift=config.decoder_width_shift,
+            dropout=config.dropout,
+            dropout_layers=config.dropout_layers,
+            output_activation=config.output_activation,
+        )
+        self.discriminator: Discriminator | None = None
+        if config.uses_discriminator:
+            self.discriminator = Discriminator(
+                self.encoding.out_channels,
+                config.patch_layers,
+                width_multiplier=config.discriminator_width,
+                n_classes=config.n_slots,
+                classifier=config.uses_classifier,
+                classifier_input=config.classifier_input,
+            )
+
+    @classmethod
+    def from_config(cls, config: OrganConfig) -> OrganModel:
+        """Build the model a config describes."""
+        return cls(config)
+
+    def condition(self, roll: Tensor, onsets: Tensor | None = None) -> Tensor:
+        """Encode a roll (B, S, 128, T) [+ onsets] -> (B, C, n_bins, T)."""
+        return self.encoding(roll, onsets)
+
+    def forward(self, roll: Tensor, onsets: Tensor | None = None) -> Tensor:
+        """Render a roll (B, S, 128, T) to a log-power spectrogram (B, 1, n_bins, T)."""
+        return self.generator(self.condition(roll, onsets))
+
+    def discriminate(self, spectrogram: Tensor, condition: Tensor) -> DiscriminatorOutput:
+        """Run the discriminator on (B, 1, n_bins, T) given the encoded roll (B, C, n_bins, T).
+
+        In the discriminator's step pass ``condition.detach()`` (and the fake detached):
+        a learned encoding belongs to the generator and is updated by its loss only.
+        """
+        if self.discriminator is None:
+            raise ConfigError(
+                "this orGAN configuration has no discriminator "
+                "(its adversarial and instrument weights are 0)"
+            )
+        return self.discriminator(spectrogram, condition)
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Parameters the generator's optimiser updates (encoding refinement included)."""
+        return list(self.encoding.parameters()) + list(self.generator.parameters())
+
+    def set_inference_dropout(self, active: bool) -> None:
+        """Keep (True, default) or stop (False) the generator's dropout in eval mode."""
+        set_inference_dropout(self.generator, active)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per part and in total."""
+        counts = {
+            "encoding": count_parameters(self.encoding),
+            "generator": count_parameters(self.generator),
+            "discriminator": count_parameters(self.discriminator),
+        }
+        counts["total"] = sum(counts.values())
+        return counts
+
+
+class OrganLoss(nn.Module):
+    """orGAN's composite objectives (seed §4.7), weights from :class:`OrganConfig`.
+
+    ``L_G = adv * L_adv_G + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w(fake)``
+
+    ``L_D = factor * (L_adv(real) + L_adv(fake)) + inst * BCE_w(real)``
+
+    L1 compares the log-power spectrograms; MS-SSIM compares them converted to dB and
+    mapped to [0, 1] (:meth:`unit_db`); ``BCE_w`` is the class-weighted multi-hot BCE
+    (set the weights from the training labels with ``loss.instrument.set_class_weights``).
+    Terms with weight 0 are not computed.
+    """
+
+    def __init__(self, config: OrganConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.adversarial = AdversarialLoss(config.gan_loss)
+        self.msssim = MSSSIMLoss(data_range=1.0)
+        self.instrument = WeightedMultiHotBCE(n_classes=config.n_slots)
+
+    def unit_db(self, spectrogram: Tensor) -> Tensor:
+        """Log-power S = ln(1 + |X|^2) -> dB mapped from [db_floor, db_ceiling] to [0, 1].
+
+        ``(10 log10(|exp(S) - 1| + 10**(floor/10)) - floor) / (ceiling - floor)``: the
+        floor is added as a power, so the map is smooth, >= 0, with a bounded slope.
+        Values above the ceiling exceed 1 (not clipped). Any shape -> same shape.
+        """
+        floor, ceiling = self.config.db_floor, self.config.db_ceiling
+        power = torch.expm1(spectrogram).abs() + 10.0 ** (floor / 10.0)
+        return (10.0 * torch.log10(power) - floor) / (ceiling - floor)
+
+    def generator_loss(
+        self,
+        fake: Tensor,
+        real: Tensor,
+        judgement: DiscriminatorOutput | None,
+        labels: Tensor | None = None,
+        use_classifier: bool = True,
+    ) -> dict[str, Tensor]:
+        """Generator terms and their weighted total.
+
+        Parameters
+        ----------
+        fake, real : Tensor, (B, 1, n_bins, T)
+            Generated and true log-power spectrograms.
+        judgement : DiscriminatorOutput or None
+            The discriminator on the fakes (None when no term needs it).
+        labels : Tensor (B, S), optional
+            Multi-hot instrument labels (:func:`instrument_labels`), for the classifier term.
+        use_classifier : bool
+            Whether this training stage uses the classifier term.
+
+        Returns
+        -------
+        dict with "total" and each computed term ("adversarial", "l1", "msssim", "instrument").
+        """
+        config = self.config
+        terms: dict[str, Tensor] = {}
+        total = fake.new_zeros(())
+        if config.adversarial_weight > 0 and judgement is not None:
+            terms["adversarial"] = self.adversarial.generator(judgement.patch_logits)
+            total = total + config.adversarial_weight * terms["adversarial"]
+        if config.l1_weight > 0:
+            terms["l1"] = F.l1_loss(fake, real)
+            total = total + config.l1_weight * terms["l1"]
+        if config.msssim_weight > 0:
+            terms["msssim"] = self.msssim(self.unit_db(fake), self.unit_db(real))
+            total = total + config.msssim_weight * terms["msssim"]
+        if self._classifier_term(use_classifier, judgement, labels):
+            logits = judgement.instrument_logits  # type: ignore[union-attr]
+            terms["instrument"] = self.instrument(logits, labels)  # type: ignore[arg-type]
+            total = total + config.instrument_weight * terms["instrument"]
+        terms["total"] = total
+        return terms
+
+    def discriminator_loss(
+        self,
+        real_judgement: DiscriminatorOutput,
+        fake_judgement: DiscriminatorOutput,
+        labels: Tensor | None = None,
+        use_classifier: bool = True,
+    ) -> dict[str, Tensor]:
+        """Discriminator terms and their weighted total (classifier trained on real only).
+
+        Returns
+        -------
+        dict with "total", "adversarial" and, when used, "instrument".
+        """
+        config = self.config
+        adversarial = self.adversarial.discriminator(
+            real_judgement.patch_logits, fake_judgement.patch_logits
+        )
+        terms = {"adversarial": adversarial}
+        total = config.discriminator_adversarial_factor * terms["adversarial"]
+        if self._classifier_term(use_classifier, real_judgement, labels):
+            logits = real_judgement.instrument_logits
+            terms["instrument"] = self.instrument(logits, labels)  # type: ignore[arg-type]
+            total = total + config.instrument_weight * terms["instrument"]
+        terms["total"] = total
+        return terms
+
+    def _classifier_term(
+        self, use: bool, judgement: DiscriminatorOutput | None, labels: Tensor | None
+    ) -> bool:
+        if not use or not self.config.uses_classifier:
+            return False
+        if judgement is None or judgement.instrument_logits is None:
+            raise ConfigError(
+                "the instrument classifier term needs a discriminator built with a classifier"
+            )
+        if labels is None:
+            raise ConfigError(
+                "the instrument classifier term needs multi-hot instrument labels (batch, slots)"
+            )
+        return True

@@ -1,0 +1,132 @@
+"""orGAN training logic as one LightningModule: losses, the G/D steps, the regime, validation."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import Sampler
+
+from orchestrion.nn.adversarial import class_weights_from_counts
+from orchestrion.nn.msssim import MSSSIM
+from orchestrion.systems.organ.data import OrganChunks, TargetSpectrogram
+from orchestrion.systems.organ.model import OrganLoss, OrganModel
+from orchestrion.systems.organ.presets import OrganConfig
+
+
+class RegimeSampler(Sampler[int]):
+    """Random chunks; while `single_only` is set, only single-instrument ones (seed's regimes).
+
+    The module flips `single_only` when the transfer regime reaches its switch step. With
+    num_workers=0 the flag is read live; an epoch is `epoch_size` draws.
+    """
+
+    def __init__(self, dataset: OrganChunks, single_only: bool, epoch_size: int, seed: int) -> None:
+        self.single = dataset.single_instrument_indices() or list(range(len(dataset)))
+        self.everything = list(range(len(dataset)))
+        self.single_only = single_only
+        self.epoch_size = epoch_size
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def __iter__(self) -> Iterator[int]:
+        for _ in range(self.epoch_size):
+            pool = self.single if self.single_only else self.everything
+            yield pool[self.rng.randrange(len(pool))]
+
+
+class OrganModule(L.LightningModule):
+    """Trains an :class:`OrganModel` with the seed's alternating D/G Adam steps."""
+
+    def __init__(self, config: OrganConfig, total_steps: int = 0,
+                 label_counts: list[int] | None = None, n_chunks: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config.to_dict(), "total_steps": total_steps,
+                                   "label_counts": label_counts, "n_chunks": n_chunks})
+        self.config = config
+        self.model = OrganModel.from_config(config)
+        self.loss = OrganLoss(config)
+        self.ms_ssim = MSSSIM()
+        self.target = TargetSpectrogram(config)
+        if label_counts is not None and config.uses_classifier:
+            counts = torch.tensor(label_counts, dtype=torch.float32)
+            self.loss.instrument.set_class_weights(class_weights_from_counts(counts, n_total=n_chunks))
+        self.total_steps = total_steps
+        self.sampler: RegimeSampler | None = None
+        self.automatic_optimization = False
+
+    # ------------------------------------------------------------------ regime
+    def in_first_stage(self) -> bool:
+        """True while the transfer regime is still on single-instrument data."""
+        config = self.config
+        if config.regime == "single":
+            return True
+        if config.regime == "multi" or self.total_steps <= 0:
+            return False
+        return self.global_step < config.transfer_switch_fraction * self.total_steps * self._steps_per_batch()
+
+    def _steps_per_batch(self) -> int:
+        return 2 if self.model.discriminator is not None else 1  # Lightning counts each optimizer step
+
+    def uses_classifier_now(self) -> bool:
+        config = self.config
+        if not config.uses_classifier:
+            return False
+        if config.regime == "transfer" and self.in_first_stage():
+            return config.transfer_first_stage_classifier
+        return True
+
+    # ------------------------------------------------------------------ steps
+    def _prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            real = self.target(batch["audio"]).unsqueeze(1)
+        onsets = batch["onsets"] if self.config.onset_channels else None
+        condition = self.model.condition(batch["roll"], onsets)
+        return real, condition, batch["instruments"], onsets
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        if self.sampler is not None:
+            self.sampler.single_only = self.in_first_stage()
+        use_classifier = self.uses_classifier_now()
+        optimizers = self.optimizers()
+        g_opt, d_opt = optimizers if isinstance(optimizers, (list, tuple)) else (optimizers, None)
+        real, condition, labels, _ = self._prepare(batch)
+        fake = self.model.generator(condition)
+        if d_opt is not None:
+            real_j = self.model.discriminate(real, condition.detach())
+            fake_j = self.model.discriminate(fake.detach(), condition.detach())
+            d_terms = self.loss.discriminator_loss(real_j, fake_j, labels, use_classifier)
+            d_opt.zero_grad(set_to_none=True)
+            self.manual_backward(d_terms["total"])
+            d_opt.step()
+            self.log_dict({f"d/{k}": v.detach() for k, v in d_terms.items()}, prog_bar=False)
+        judgement = self.model.discriminate(fake, condition) if d_opt is not None else None
+        g_terms = self.loss.generator_loss(fake, real, judgement, labels, use_classifier)
+        g_opt.zero_grad(set_to_none=True)
+        self.manual_backward(g_terms["total"])
+        g_opt.step()
+        self.log_dict({f"g/{k}": v.detach() for k, v in g_terms.items()}, prog_bar=False)
+        self.log("g_loss", g_terms["total"].detach(), prog_bar=True)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        real, condition, labels, _ = self._prepare(batch)
+        fake = self.model.generator(condition)
+        ms_ssim = self.ms_ssim(self.loss.unit_db(fake).clamp(0, 1), self.loss.unit_db(real).clamp(0, 1))
+        self.log("val/ms_ssim", ms_ssim, prog_bar=True, batch_size=real.shape[0])
+        self.log("val/l1", torch.nn.functional.l1_loss(fake, real), prog_bar=True, batch_size=real.shape[0])
+        if self.model.discriminator is not None and self.config.uses_classifier:
+            probabilities = torch.sigmoid(self.model.discriminate(real, condition).instrument_logits)
+            correct = ((probabilities > 0.5) == (labels > 0.5)).all(dim=1).float().mean()
+            self.log("val/macro_acc", correct, batch_size=real.shape[0])
+
+    def configure_optimizers(self):
+        config = self.config
+        g_opt = torch.optim.Adam(self.model.generator_parameters(), lr=config.learning_rate, betas=config.betas)
+        if self.model.discriminator is None:
+            return g_opt
+        d_opt = torch.optim.Adam(self.model.discriminator.parameters(), lr=config.learning_rate, betas=config.betas)
+        return [g_opt, d_opt]

@@ -1,0 +1,429 @@
+"""orGAN configuration: one dataclass of plain values, and the ``paper`` / ``cpu`` presets.
+
+Both presets build through the same code (:class:`~orchestrion.systems.organ.model.OrganModel`);
+they differ only in these numbers. Every field is data: a checkpoint stores
+``config.to_dict()`` as JSON and :meth:`OrganConfig.from_dict` rebuilds it.
+
+>>> config = get_preset("cpu", encoding="binary")
+>>> config.n_bins, config.chunk_frames, config.generator_depth
+(513, 126, 7)
+>>> get_preset("paper").generator_depth
+10
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from orchestrion.errors import ConfigError
+
+Regime = Literal["single", "transfer", "multi"]
+LayerSpec = tuple[int, int, int]
+"""One discriminator convolution: (filters, kernel size, stride)."""
+
+DISCRIMINATOR_VARIANTS: dict[str, tuple[LayerSpec, ...]] = {
+    "94": ((16, 4, 2), (32, 4, 2), (64, 4, 2), (256, 4, 1), (512, 4, 1), (1, 4, 1)),
+    "190": ((16, 4, 2), (32, 4, 2), (64, 4, 2), (128, 4, 2), (256, 4, 1), (512, 4, 1), (1, 4, 1)),
+    "286": ((16, 4, 2), (32, 4, 2), (64, 4, 2), (128, 4, 2), (256, 4, 2), (512, 4, 1), (1, 4, 1)),
+}
+"""The seed's PatchGAN variants (section 5.2), named by their receptive field in pixels."""
+
+OUTPUT_ACTIVATIONS = ("softplus", "leaky_relu", "relu", "identity")
+GAN_LOSSES = ("bce", "lsgan")
+REGIMES = ("single", "transfer", "multi")
+CLASSIFIER_INPUTS = ("spectrogram", "joint")
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+@dataclass(frozen=True)
+class OrganConfig:
+    """Everything that defines an orGAN model and its training, as plain values.
+
+    The field defaults are the ``cpu`` preset; ``paper`` overrides them with the seed's.
+
+    Spectrogram
+    -----------
+    sample_rate : int
+        Audio sample rate, Hz (paper 47,872 = 187 * 256, so the hop divides a second).
+    n_fft : int
+        STFT size = window length, samples; the spectrogram has ``n_fft // 2 + 1`` bins.
+    hop_length : int
+        STFT hop, samples; the roll's frame rate is ``sample_rate / hop_length``.
+    input_gain : float
+        Audio is multiplied by this before ``S = ln(1 + |X|^2)``. FluidSynth renders at its
+        default gain peak near 0.19, where the transform is almost linear and quiet bins
+        carry no weight (SYSTEMS.md §1, note (b)); 5.0 brings the peak near 1.
+
+    Data and regime
+    ---------------
+    chunk_s : float
+        Training chunk length, seconds.
+    chunk_stride_s : float
+        Hop between training chunks, seconds (seed: 1 s).
+    batch_size : int
+        Chunks per training step.
+    n_slots : int
+        Instrument slots of the roll (vocabulary size), also the classifier's classes.
+    regime : {"single", "transfer", "multi"}
+        ``single``: single-instrument chunks only; ``transfer``: single first, then single
+        + multi; ``multi``: all mixes from the start.
+    transfer_switch_fraction : float
+        In ``transfer``, the fraction of training steps spent on single-instrument data.
+    instrument_classifier : bool
+        Use the auxiliary instrument classifier (in ``transfer``: in the second stage).
+    transfer_first_stage_classifier : bool
+        In ``transfer``, also use it in the single-instrument stage (the seed's
+        "inst-inst" variant; default off = "pure-inst").
+
+    Encoding (see :mod:`~orchestrion.systems.organ.encoding`)
+    ------------------------------------------------------------
+    encoding : {"binary", "velocity", "harmonic"}
+    onset_channels : bool
+        Append one onset channel per slot.
+    harmonics : int
+        Partials per note in the harmonic encoding.
+    harmonic_decay : float
+        Partial k has amplitude ``k ** -harmonic_decay``.
+    learned_encoding : bool
+        Harmonic encoding only: learn the pitch -> bin matrix, initialised from templates.
+
+    Generator (U-Net)
+    -----------------
+    base_width : int
+        Filters of the first encoder layer; layer i has ``base_width * 2**i``, capped at
+        ``width_cap * base_width`` (paper 64 -> 512).
+    width_cap : int
+        Cap of the widths, as a multiple of `base_width`.
+    depth : int or None
+        Down-sampling layers. None: derived so that the shorter axis of a training chunk,
+        padded to a power of two, shrinks to `min_size` (paper: 1024 -> 1, depth 10).
+    min_size : int
+        Bottleneck size along the shorter axis when `depth` is derived.
+    decoder_width_shift : int
+        The decoder layer at a given resolution has ``2 ** decoder_width_shift`` times
+        fewer filters than the encoder layer there (floored at ``base_width >> shift``,
+        capped like the encoder). 2 reproduces the seed's 512 x 4, 256, ..., 16, 16;
+        0 is pix2pix's mirror.
+    dropout : float
+        Dropout probability of the first `dropout_layers` decoder layers; it stays on at
+        inference as the generator's noise source.
+    dropout_layers : int
+        How many decoder layers (from the bottleneck) apply dropout. Seed 3.
+    output_activation : {"softplus", "leaky_relu", "relu", "identity"}
+        After the head. The seed's LeakyReLU lets the log-power go negative (read back
+        through ``|exp(S) - 1|``); softplus keeps it positive and smooth.
+
+    Discriminator (PatchGAN + instrument classifier)
+    -------------------------------------------------
+    discriminator : {"94", "190", "286"}
+        Seed variant, named by its receptive field (patch size) in pixels.
+    discriminator_layers : tuple of (filters, kernel, stride), or None
+        Custom layer list; overrides `discriminator` when given.
+    discriminator_width : float
+        Multiplier on every hidden layer's filters (the final 1-filter layer stays 1).
+    classifier_input : {"spectrogram", "joint"}
+        ``"spectrogram"``: the classifier has its own convolution stack on the
+        spectrogram alone. ``"joint"`` (the seed's): it pools the patch trunk's features,
+        which also see the encoded roll, i.e. the answer (the roll's slot channels).
+
+    Losses
+    ------
+    gan_loss : {"bce", "lsgan"}
+    adversarial_weight, l1_weight, msssim_weight, instrument_weight : float
+        ``L_G = adv * L_adv + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w``.
+    discriminator_adversarial_factor : float
+        ``L_D = factor * L_adv_D + inst * BCE_w(real)``; seed 0.5.
+    db_floor, db_ceiling : float
+        MS-SSIM compares ``10 log10(|X|^2 + 10**(db_floor/10))`` mapped from
+        [db_floor, db_ceiling] dB to [0, 1] (data range 1).
+
+    Optimiser
+    ---------
+    learning_rate : float
+        Adam, both networks.
+    betas : (float, float)
+        Adam betas.
+    """
+
+    # spectrogram
+    sample_rate: int = 16_000
+    n_fft: int = 1024
+    hop_length: int = 256
+    input_gain: float = 5.0
+    # data and regime
+    chunk_s: float = 2.0
+    chunk_stride_s: float = 1.0
+    batch_size: int = 8
+    n_slots: int = 16
+    regime: Regime = "multi"
+    transfer_switch_fraction: float = 0.5
+    instrument_classifier: bool = True
+    transfer_first_stage_classifier: bool = False
+    # encoding
+    encoding: str = "harmonic"
+    onset_channels: bool = False
+    harmonics: int = 8
+    harmonic_decay: float = 1.0
+    learned_encoding: bool = False
+    # generator
+    base_width: int = 16
+    width_cap: int = 8
+    depth: int | None = None
+    min_size: int = 1
+    decoder_width_shift: int = 0
+    dropout: float = 0.5
+    dropout_layers: int = 3
+    output_activation: str = "softplus"
+    # discriminator
+    discriminator: str = "190"
+    discriminator_layers: tuple[LayerSpec, ...] | None = None
+    discriminator_width: float = 0.25
+    classifier_input: str = "spectrogram"
+    # losses
+    gan_loss: str = "bce"
+    adversarial_weight: float = 1.0
+    l1_weight: float = 0.0
+    msssim_weight: float = 100.0
+    instrument_weight: float = 0.5
+    discriminator_adversarial_factor: float = 0.5
+    db_floor: float = -40.0
+    db_ceiling: float = 50.0
+    # optimiser
+    learning_rate: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.discriminator_layers is not None:
+            try:
+                layers = tuple(tuple(int(v) for v in layer) for layer in self.discriminator_layers)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    "discriminator_layers must be a list of (filters, kernel, stride) triples, "
+                    f"got {self.discriminator_layers!r}"
+                ) from None
+            object.__setattr__(self, "discriminator_layers", layers)
+        try:
+            object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        except (TypeError, ValueError):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}") from None
+        self._validate()
+
+    # -- validation -----------------------------------------------------------------
+    def _validate(self) -> None:
+        def whole(name: str, minimum: int) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+
+        def number(name: str, positive: bool) -> None:
+            value = getattr(self, name)
+            valid = not isinstance(value, bool) and isinstance(value, (int, float))
+            if not valid or not (value > 0 if positive else value >= 0):
+                bound = "positive" if positive else ">= 0"
+                raise ConfigError(f"{name} must be a number {bound}, got {value!r}")
+
+        def one_of(name: str, choices: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            if value not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+        for name in ("sample_rate", "hop_length", "batch_size", "n_slots", "harmonics",
+                     "base_width", "width_cap", "min_size", "dropout_layers"):
+            whole(name, 1)
+        whole("n_fft", 4)
+        whole("decoder_width_shift", 0)
+        if self.depth is not None:
+            whole("depth", 1)
+        for name in ("input_gain", "chunk_s", "chunk_stride_s", "discriminator_width",
+                     "learning_rate"):
+            number(name, positive=True)
+        for name in ("harmonic_decay", "adversarial_weight", "l1_weight", "msssim_weight",
+                     "instrument_weight", "discriminator_adversarial_factor"):
+            number(name, positive=False)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.transfer_switch_fraction <= 1.0:
+            raise ConfigError(
+                f"transfer_switch_fraction must be in [0, 1], got {self.transfer_switch_fraction!r}"
+            )
+        one_of("regime", REGIMES)
+        one_of("encoding", ("binary", "velocity", "harmonic"))
+        one_of("output_activation", OUTPUT_ACTIVATIONS)
+        one_of("gan_loss", GAN_LOSSES)
+        one_of("classifier_input", CLASSIFIER_INPUTS)
+        if self.learned_encoding and self.encoding != "harmonic":
+            raise ConfigError(
+                f"learned_encoding applies to the 'harmonic' encoding only, not {self.encoding!r}"
+            )
+        if self.encoding != "harmonic" and self.n_bins - 1 < 128:
+            raise ConfigError(
+                f"the '{self.encoding}' encoding needs more than 128 frequency bins below Nyquist; "
+                f"n_fft {self.n_fft} gives {self.n_bins} (use n_fft >= 256 or 'harmonic')"
+            )
+        if self.discriminator_layers is None and self.discriminator not in DISCRIMINATOR_VARIANTS:
+            raise ConfigError(
+                f"discriminator must be one of {', '.join(DISCRIMINATOR_VARIANTS)} "
+                f"(or give discriminator_layers), got {self.discriminator!r}"
+            )
+        layers = self.patch_layers
+        if len(layers) < 2 or any(len(layer) != 3 or min(layer) < 1 for layer in layers):
+            raise ConfigError(
+                "discriminator layers must be at least 2 triples (filters, kernel, stride) "
+                f"of whole numbers >= 1, got {layers!r}"
+            )
+        if layers[-1][0] != 1:
+            raise ConfigError(
+                "the last discriminator layer must have 1 filter (the patch map), "
+                f"got {layers[-1]!r}"
+            )
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not self.db_ceiling > self.db_floor:
+            raise ConfigError(
+                f"db_ceiling ({self.db_ceiling}) must be above db_floor ({self.db_floor})"
+            )
+        if self.chunk_frames < 2:
+            raise ConfigError(
+                f"a {self.chunk_s} s chunk holds fewer than 2 STFT frames at hop {self.hop_length}"
+            )
+
+    # -- derived values ----------------------------------------------------------------
+    @property
+    def n_bins(self) -> int:
+        """Frequency bins of the spectrogram: ``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    @property
+    def frame_rate_hz(self) -> float:
+        """STFT frames (= roll frames) per second."""
+        return self.sample_rate / self.hop_length
+
+    @property
+    def chunk_samples(self) -> int:
+        """Samples per training chunk."""
+        return int(round(self.chunk_s * self.sample_rate))
+
+    @property
+    def chunk_frames(self) -> int:
+        """STFT frames of a training chunk (centred STFT: ``1 + samples // hop``)."""
+        return 1 + self.chunk_samples // self.hop_length
+
+    @property
+    def patch_layers(self) -> tuple[LayerSpec, ...]:
+        """The discriminator's (filters, kernel, stride) list in use."""
+        if self.discriminator_layers is not None:
+            return self.discriminator_layers
+        return DISCRIMINATOR_VARIANTS[self.discriminator]
+
+    @property
+    def generator_depth(self) -> int:
+        """Down-sampling layers of the U-Net: `depth`, or derived from the chunk size."""
+        if self.depth is not None:
+            return self.depth
+        shorter = min(_next_power_of_two(self.n_bins - 1), _next_power_of_two(self.chunk_frames))
+        return max(1, int(math.floor(math.log2(max(shorter // self.min_size, 1)))))
+
+    @property
+    def uses_discriminator(self) -> bool:
+        """Build a discriminator: False only for the generator-only ("vanilla MS-SSIM") setup."""
+        return self.adversarial_weight > 0 or self.uses_classifier
+
+    @property
+    def uses_classifier(self) -> bool:
+        """The classifier is built if any training stage uses it."""
+        if self.instrument_weight == 0:
+            return False
+        first_stage = self.regime == "transfer" and self.transfer_first_stage_classifier
+        return self.instrument_classifier or first_stage
+
+    # -- (de)serialisation -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> OrganConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys raise ConfigError."""
+        _check_field_names(values)
+        return cls(**dict(values))
+
+    def replace(self, **overrides: Any) -> OrganConfig:
+        """A copy with some fields changed (validated; unknown names raise ConfigError)."""
+        _check_field_names(overrides)
+        return dataclasses.replace(self, **overrides)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(OrganConfig))
+
+
+def _check_field_names(values: Mapping[str, Any]) -> None:
+    unknown = sorted(set(values) - set(_FIELD_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"unknown orGAN setting(s) {', '.join(unknown)}; "
+            f"valid settings are {', '.join(_FIELD_NAMES)}"
+        )
+
+
+PRESETS: dict[str, OrganConfig] = {
+    # The seed's settings (thesis ch. 4.7 and 5): 5 s chunks of 47,872 Hz audio, 1025 x 936
+    # spectrograms, a U-Net from 1024 x 1024 down to 1 x 1, PatchGAN 190, MS-SSIM model.
+    "paper": OrganConfig(
+        sample_rate=47_872,
+        n_fft=2048,
+        hop_length=256,
+        input_gain=1.0,
+        chunk_s=5.0,
+        chunk_stride_s=1.0,
+        batch_size=4,
+        regime="transfer",
+        instrument_classifier=True,
+        encoding="binary",
+        base_width=64,
+        width_cap=8,
+        depth=None,
+        min_size=1,
+        decoder_width_shift=2,
+        dropout=0.5,
+        dropout_layers=3,
+        output_activation="leaky_relu",
+        discriminator="190",
+        discriminator_width=1.0,
+        classifier_input="joint",
+        gan_loss="bce",
+        adversarial_weight=1.0,
+        l1_weight=0.0,
+        msssim_weight=100.0,
+        instrument_weight=0.5,
+        discriminator_adversarial_factor=0.5,
+        learning_rate=2e-4,
+        betas=(0.5, 0.999),
+    ),
+    # 2 CPU cores: 16 kHz, n_fft 1024, 2 s chunks (126 frames -> a 512 x 128 grid, depth 7),
+    # harmonic encoding, base width 16 (cap 128), pix2pix-mirror decoder, discriminator 190
+    # at a quarter of the seed's widths. Measured (batch 8, G + D step, 2 threads, shared
+    # machine): 0.52 s/step at 2.8M parameters; base 24 0.68 s (6.1M), base 32 0.85-0.96 s
+    # (10.7M); 3-4 s chunks pad to 256 frames and cost 0.8-1.1 s.
+    "cpu": OrganConfig(),
+}
+"""Named presets. Use :func:`get_preset` (it returns a validated copy with overrides)."""
+
+
+def get_preset(name: str, **overrides: Any) -> OrganConfig:
+    """The preset called `name` with some fields overridden.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown preset name, an unknown field, or an invalid value.
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"unknown orGAN preset {name!r}; available presets: {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**overrides)

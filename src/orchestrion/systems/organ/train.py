@@ -1,0 +1,150 @@
+"""`orchestrion train render`: fit orGAN on URMP-format data, export a shippable checkpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from torch.utils.data import DataLoader, Subset
+
+from orchestrion.checkpoints import save_checkpoint
+from orchestrion.errors import ConfigError
+from orchestrion.systems.organ.data import OrganChunks, load_pieces
+from orchestrion.systems.organ.module import OrganModule, RegimeSampler
+from orchestrion.systems.organ.presets import get_preset
+
+SYSTEM = "render"
+VALID_CHUNKS = 96
+
+
+@dataclass
+class TrainReport:
+    """Where the run wrote its files and what it reached."""
+
+    out_dir: Path
+    export_dir: Path
+    steps: int
+    minutes: float
+    metrics: dict[str, float]
+
+
+def _valid_loader(dataset: OrganChunks, batch_size: int) -> DataLoader:
+    """A fixed, evenly spread subset of held-out chunks, so validation is cheap and comparable."""
+    step = max(1, len(dataset) // VALID_CHUNKS)
+    return DataLoader(Subset(dataset, list(range(0, len(dataset), step))[:VALID_CHUNKS]),
+                      batch_size=batch_size, shuffle=False)
+
+
+def train_render(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    preset: str = "cpu",
+    overrides: dict[str, Any] | None = None,
+    max_steps: int = 20_000,
+    max_minutes: float | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    checkpoint_minutes: float = 10.0,
+    validate_every: int = 500,
+    limit_pieces: int | None = None,
+    devices: int = 1,
+    strategy: str = "auto",
+    num_workers: int = 0,
+    command: str = "",
+    progress: bool = True,
+) -> TrainReport:
+    """Train, checkpoint every `checkpoint_minutes` (and at the end), export safetensors.
+
+    `max_steps` counts generator batches; the run also stops after `max_minutes`. With
+    `resume`, training continues from `<out_dir>/checkpoints/last.ckpt` (our own file).
+    """
+    config = get_preset(preset, **(overrides or {}))
+    out_dir = Path(out_dir)
+    L.seed_everything(seed, workers=True)
+    train_pieces = load_pieces(data_dir, config, split="train", limit=limit_pieces, progress=progress)
+    try:
+        valid_pieces = load_pieces(data_dir, config, split="valid", limit=limit_pieces, progress=progress)
+    except ConfigError:
+        warnings.warn("no 'valid' split in the data: validating on training pieces", stacklevel=2)
+        valid_pieces = train_pieces[:2]
+    max_subset = 1 if config.regime == "single" else None
+    train_set = OrganChunks(train_pieces, config, max_subset_size=max_subset)
+    valid_set = OrganChunks(valid_pieces, config, max_subset_size=max_subset, stride_s=config.chunk_s)
+    module = OrganModule(config, total_steps=max_steps, label_counts=train_set.label_counts().tolist(),
+                         n_chunks=len(train_set))
+    epoch_size = max(config.batch_size, min(len(train_set), 1000 * config.batch_size))
+    sampler = RegimeSampler(train_set, single_only=config.regime != "multi", epoch_size=epoch_size, seed=seed)
+    module.sampler = sampler
+    train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
+                              num_workers=num_workers, drop_last=True, persistent_workers=num_workers > 0)
+    checkpoint_dir = out_dir / "checkpoints"
+    callbacks: list = [ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0,
+                                       train_time_interval=timedelta(minutes=checkpoint_minutes))]
+    if progress:
+        callbacks.append(RichProgressBar())
+    steps_per_batch = module._steps_per_batch()
+    trainer = L.Trainer(
+        accelerator="auto", devices=devices, strategy=strategy,
+        max_steps=max_steps * steps_per_batch,
+        max_time=None if max_minutes is None else timedelta(minutes=max_minutes),
+        callbacks=callbacks, default_root_dir=out_dir, logger=L.pytorch.loggers.CSVLogger(out_dir, name="logs"),
+        val_check_interval=min(validate_every, epoch_size // config.batch_size),
+        check_val_every_n_epoch=None, num_sanity_val_steps=0, enable_progress_bar=progress,
+        log_every_n_steps=25, enable_model_summary=progress,
+    )
+    last = checkpoint_dir / "last.ckpt"
+    if resume and not last.is_file():
+        raise ConfigError(f"--resume: no checkpoint to resume from at {last}")
+    started = time.time()
+    trainer.fit(module, train_loader, _valid_loader(valid_set, config.batch_size),
+                ckpt_path=str(last) if resume else None)
+    trainer.save_checkpoint(last)
+    minutes = (time.time() - started) / 60
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    steps = trainer.global_step // steps_per_batch
+    export_dir = export_render_model(module, out_dir / "model", command=command, data_dir=data_dir,
+                                     train_pieces=len(train_pieces), valid_pieces=len(valid_pieces),
+                                     steps=steps, minutes=minutes, metrics=metrics)
+    return TrainReport(out_dir, export_dir, steps, minutes, metrics)
+
+
+def export_render_model(module: OrganModule, folder: Path, command: str, data_dir: str | Path,
+                        train_pieces: int, valid_pieces: int, steps: int, minutes: float,
+                        metrics: dict[str, float]) -> Path:
+    """Write the model as safetensors + config + a first model card (evaluation adds to it)."""
+    config = module.config
+    counts = module.model.parameter_counts()
+    manifest = Path(data_dir) / "manifest.json"
+    data_command = json.loads(manifest.read_text()).get("command", "") if manifest.is_file() else ""
+    card = "\n".join([
+        "# render model (orGAN)",
+        "",
+        f"- preset fields: encoding `{config.encoding}`, base width {config.base_width}, "
+        f"discriminator {config.discriminator}, {config.sample_rate} Hz, n_fft {config.n_fft}, hop {config.hop_length}",
+        f"- parameters: {counts['generator'] + counts['encoding']:,} generator, {counts['discriminator']:,} discriminator",
+        f"- trained: {steps:,} steps, {minutes:.1f} minutes on this machine",
+        f"- training command: `{command}`",
+        f"- data: `{data_dir}` ({train_pieces} training pieces, {valid_pieces} validation pieces)"
+        + (f", built with `{data_command}`" if data_command else ""),
+        "",
+        "## Validation during training (chunks of held-out pieces)",
+        "",
+        *[f"- {name}: {value:.4f}" for name, value in sorted(metrics.items())],
+        "",
+    ])
+    state = {k: v for k, v in module.model.state_dict().items()}
+    return save_checkpoint(folder, SYSTEM, config.to_dict(), state, card)
+
+
+def torch_threads(count: int | None) -> None:
+    """Pin torch's intra-op threads (2 on our machines)."""
+    if count:
+        torch.set_num_threads(count)

@@ -1,0 +1,245 @@
+"""Configuration of the `note` system (SING): one frozen dataclass and two named presets.
+
+``paper`` is SING's own setup (Défossez et al., "SING: Symbol-to-Instrument Neural
+Generator", NeurIPS 2018, and its public training defaults): 4096-channel autoencoder,
+128-dimensional latent sequence, 3 x 1024 LSTM, 4 s notes at 16 kHz, spectral loss with
+n_fft 1024 / hop 256 / eps 1, Adam 3e-4, batch 64, 50 / 50 / 20 epochs for the three stages.
+``cpu`` keeps the same architecture and geometry but is narrow enough to train on 2 CPU
+cores; its sizes were chosen from measured step times.
+
+Measured step times (2 CPU cores, torch 2.13 CPU; forward + backward + Adam step on one
+batch of 4 s notes, STFT loss; best of 5 after a warm-up; the machine was shared, so
+repeated runs varied by about +-25 %)::
+
+    stage 1 (autoencoder)      batch 16  batch 32     stage 2 (LSTM, 9 x 32-step TBPTT)
+    channels  256              0.22 s    0.39 s       1 x 256       0.05 s   0.09 s
+              384              0.19 s    0.48 s       2 x 256       0.10 s   0.18 s
+              512              0.26 s    0.61 s       2 x 384       0.20 s   0.33 s
+             1024              0.61 s    1.57 s       2 x 512       0.33 s   0.56 s
+             4096 (paper)      7.8 s                  3 x 512       0.51 s   0.94 s
+                                                      3 x 1024 (paper) ~11 s CPU-time
+
+    stage 3 (LSTM + decoder), batch 16:  1 x 256   2 x 256   2 x 384   2 x 512
+    channels  256                        0.29 s    0.23 s    -         0.42 s
+              384                        0.19 s    0.25 s    0.38 s    0.46 s
+              512                        0.24 s    0.29 s    0.39 s    0.50 s
+             1024                        0.42 s    0.52 s    -         0.73 s
+             4096, 3 x 1024 (paper): ~19 s CPU-time (30 s wall on the loaded machine)
+
+Stage-1 loss cost at 512 channels, batch 16: STFT 0.26 s, mel 0.29 s, MFCC 0.30 s, CQT
+0.61 s. ``cpu`` = 512 channels, LSTM 2 x 256 (3.6M weights): one epoch of 5,000 notes
+at batch 16 (313 steps) takes ~80 s (stage 1), ~32 s (stage 2), ~92 s (stage 3).
+
+Every field is plain data, so a config round-trips through JSON
+(`SingConfig.to_dict` / `SingConfig.from_dict`) next to a checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrion.errors import ConfigError
+
+ACTIVATIONS = ("relu", "elu")
+"""Activation names accepted by `SingConfig.activation`."""
+LOSS_TRANSFORMS = ("stft", "cqt", "mel", "mfcc")
+"""Spectral representations accepted by `SingConfig.loss_transform`."""
+LOSS_DISTANCES = ("l1", "mse")
+"""Distances accepted by `SingConfig.loss_distance`."""
+AUTOENCODER_LOSSES = ("spectral", "waveform_mse")
+"""Losses accepted by `SingConfig.autoencoder_loss` (SING's default is the spectral loss)."""
+
+
+@dataclass(frozen=True)
+class SingConfig:
+    """Every number that defines a SING model and its three-stage training.
+
+    Geometry (samples at `sample_rate` Hz)
+    --------------------------------------
+    sample_rate : audio rate in Hz (NSynth: 16,000).
+    n_samples : length of a note in samples (NSynth: 64,000 = 4 s). Must be a multiple of
+        `stride`.
+    kernel_size : window length of the encoder's first conv and the decoder's last
+        transposed conv, in samples (SING: 1024). Must be a multiple of `stride`.
+    stride : hop between latent frames, in samples (SING: 256).
+    context_size : kernel of the decoder's first conv, in latent frames (SING: 9; odd).
+
+    Autoencoder
+    -----------
+    channels : width of every inner layer of encoder and decoder (SING: 4096).
+    latent_dim : size D of each latent frame (SING: 128).
+    rewrite_layers : 1x1 convs after the first conv, in encoder and decoder (SING: 2).
+    squared_window : multiply the windowed convs' kernels by hann**2 (True, SING) or hann.
+    activation : "relu" (SING) or "elu" (the seed's variant).
+    elu_alpha : alpha of the ELU; the seed used 10. Ignored for "relu".
+
+    Sequence generator
+    ------------------
+    n_instruments, n_pitches, n_velocities : lookup-table sizes (NSynth: 1006 / 128 / 128).
+    instrument_dim, pitch_dim, velocity_dim, time_dim : embedding sizes (16 / 8 / 2 / 4).
+    lstm_layers, lstm_hidden : LSTM depth and width (SING: 3 x 1024).
+    lstm_truncation_steps : truncated-BPTT length of stage 2, in latent frames (SING: 32;
+        0 = whole sequence).
+
+    Loss (stages 1 and 3)
+    ---------------------
+    loss_transform : "stft" (SING), "cqt", "mel" or "mfcc" (the seed's variants): F in
+        log(eps + |F(x)|^2); see `orchestrion.nn.spectral_losses.LogSpectralLoss`.
+    loss_distance : "l1" (SING's paper and the seed) or "mse".
+    loss_eps : eps inside the log (SING: 1).
+    loss_n_fft, loss_hop_length : STFT size and hop of the spectral loss, in samples.
+    autoencoder_loss : "spectral" (SING) or "waveform_mse" for stage 1.
+
+    Optimisation
+    ------------
+    learning_rate : Adam step size (3e-4).
+    batch_size : notes per training batch.
+    autoencoder_epochs, sequence_epochs, finetune_epochs : epochs of stages 1, 2, 3.
+    """
+
+    sample_rate: int = 16_000
+    n_samples: int = 64_000
+    kernel_size: int = 1024
+    stride: int = 256
+    context_size: int = 9
+
+    channels: int = 4096
+    latent_dim: int = 128
+    rewrite_layers: int = 2
+    squared_window: bool = True
+    activation: str = "relu"
+    elu_alpha: float = 10.0
+
+    n_instruments: int = 1006
+    n_pitches: int = 128
+    n_velocities: int = 128
+    instrument_dim: int = 16
+    pitch_dim: int = 8
+    velocity_dim: int = 2
+    time_dim: int = 4
+    lstm_layers: int = 3
+    lstm_hidden: int = 1024
+    lstm_truncation_steps: int = 32
+
+    loss_transform: str = "stft"
+    loss_distance: str = "l1"
+    loss_eps: float = 1.0
+    loss_n_fft: int = 1024
+    loss_hop_length: int = 256
+    autoencoder_loss: str = "spectral"
+
+    learning_rate: float = 3e-4
+    batch_size: int = 64
+    autoencoder_epochs: int = 50
+    sequence_epochs: int = 50
+    finetune_epochs: int = 20
+
+    def __post_init__(self) -> None:
+        positive = (
+            "sample_rate", "n_samples", "kernel_size", "stride", "context_size", "channels",
+            "latent_dim", "n_instruments", "n_pitches", "n_velocities", "instrument_dim",
+            "pitch_dim", "velocity_dim", "lstm_layers", "lstm_hidden", "loss_n_fft",
+            "loss_hop_length", "batch_size",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"SING config: {name} must be a positive integer, got {value!r}")
+        non_negative = (
+            "rewrite_layers", "time_dim", "lstm_truncation_steps",
+            "autoencoder_epochs", "sequence_epochs", "finetune_epochs",
+        )
+        for name in non_negative:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"SING config: {name} must be an integer >= 0, got {value!r}")
+        for name in ("elu_alpha", "loss_eps", "learning_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"SING config: {name} must be a positive number, got {value!r}")
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("loss_transform", self.loss_transform, LOSS_TRANSFORMS)
+        _check_choice("loss_distance", self.loss_distance, LOSS_DISTANCES)
+        _check_choice("autoencoder_loss", self.autoencoder_loss, AUTOENCODER_LOSSES)
+        if self.kernel_size % self.stride:
+            raise ConfigError(
+                f"SING config: kernel_size ({self.kernel_size}) must be a multiple of stride "
+                f"({self.stride}) so that the padded note splits into whole frames"
+            )
+        if self.n_samples % self.stride:
+            raise ConfigError(
+                f"SING config: n_samples ({self.n_samples}) must be a multiple of stride "
+                f"({self.stride}); 64,000 = 250 x 256 for NSynth"
+            )
+        if self.context_size % 2 == 0:
+            raise ConfigError(
+                "SING config: context_size must be odd (a centred context), "
+                f"got {self.context_size}"
+            )
+        if self.loss_n_fft > self.n_samples:
+            raise ConfigError(
+                f"SING config: loss_n_fft ({self.loss_n_fft}) is longer than a note "
+                f"({self.n_samples} samples)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SingConfig:
+        """Build a config from a dict (e.g. a checkpoint's JSON); unknown keys raise ConfigError."""
+        _check_fields(values)
+        return cls(**values)
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"SING config: {name} must be one of {', '.join(choices)}; got {value!r}"
+        )
+
+
+def _check_fields(values: dict[str, Any]) -> None:
+    known = {field.name for field in dataclasses.fields(SingConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"SING config has no field(s) {', '.join(unknown)}; "
+            f"known fields: {', '.join(sorted(known))}"
+        )
+
+
+PRESETS: dict[str, SingConfig] = {
+    # SING's sizes and schedule (paper + public code defaults).
+    "paper": SingConfig(),
+    # Same architecture and 4 s geometry, narrowed for 2 CPU cores: 3.6M weights. Chosen
+    # by measured step times (module docstring): ~0.3 s per batch of 16 four-second notes
+    # in stages 1 and 3, ~0.1 s in stage 2, so 16 / 16 / 8 epochs of 5,000 notes take
+    # 42-52 minutes on 2 cores (about half as many epochs of 10,000 notes).
+    "cpu": SingConfig(
+        channels=512,
+        lstm_layers=2,
+        lstm_hidden=256,
+        batch_size=16,
+        autoencoder_epochs=16,
+        sequence_epochs=16,
+        finetune_epochs=8,
+    ),
+}
+"""Named configurations: ``paper`` (SING's) and ``cpu`` (2-core training)."""
+
+
+def get_preset(name: str, **overrides: Any) -> SingConfig:
+    """The preset `name` ("paper" or "cpu") with `overrides` applied field by field.
+
+    Raises ConfigError for an unknown preset name, an unknown field, or an invalid value.
+    """
+    if name not in PRESETS:
+        raise ConfigError(
+            f"unknown SING preset {name!r}; choose one of {', '.join(sorted(PRESETS))}"
+        )
+    _check_fields(overrides)
+    return dataclasses.replace(PRESETS[name], **overrides)

@@ -1,0 +1,589 @@
+"""`orchestrion train note`: SING's three stages on NSynth-format data, then a shippable export.
+
+Folder layout of a run (``out_dir``)::
+
+    run.json                          config, instrument table, data, filter (fixed at the start)
+    stages/<stage>/checkpoints/*.ckpt Lightning checkpoints (every `checkpoint_minutes`, and
+                                      on an exception or Ctrl-C): what `resume` continues
+    stages/<stage>/logs/              CSV logs (train/loss, val/loss, val/waveform_l1)
+    stages/<stage>/final/             the stage's weights once it is done (safetensors +
+                                      config + card): a finished stage is skipped on resume
+    model/                            the export: safetensors + config.json + MODEL_CARD.md
+
+Stages run in SING's order (autoencoder, sequence, finetune). Each starts from the weights of
+the latest earlier stage that has finished in this folder, so ``--stages finetune`` after a
+finished sequence stage fine-tunes it, and on a fresh folder trains end to end from scratch.
+A stage stops at its epochs (`SingConfig.*_epochs`), at `max_epochs_per_stage`,
+`max_steps_per_stage` batches or `max_minutes_per_stage`, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from rich.console import Console
+from torch.utils.data import DataLoader, Subset
+
+from orchestrion.checkpoints import CheckpointError, load_checkpoint, load_state_into, save_checkpoint
+from orchestrion.data.records import NoteRecord
+from orchestrion.errors import ConfigError
+from orchestrion.systems.sing.data import (
+    DataSource,
+    InstrumentTable,
+    SingNotes,
+    check_filter_matched,
+    describe_data,
+    list_notes,
+    resolve_instrument_filter,
+    spread_subset,
+)
+from orchestrion.systems.sing.model import STAGES
+from orchestrion.systems.sing.module import SingModule
+from orchestrion.systems.sing.presets import SingConfig, get_preset
+
+SYSTEM = "note"
+RUN_FILE = "run.json"
+STAGES_DIR = "stages"
+FINAL_DIR = "final"
+EXPORT_DIR = "model"
+SCHEDULE_FIELDS = ("autoencoder_epochs", "sequence_epochs", "finetune_epochs")
+"""Config fields a resumed run may change; every other field is fixed by ``run.json``."""
+STAGE_EPOCH_FIELD = dict(zip(STAGES, SCHEDULE_FIELDS))
+console = Console(stderr=True)
+
+
+# --------------------------------------------------------------------------- reports
+
+
+@dataclass
+class StageReport:
+    """One stage of a run.
+
+    Attributes
+    ----------
+    stage : "autoencoder", "sequence" or "finetune".
+    steps : training batches (stage 2 makes one Adam step per TBPTT chunk of each batch).
+    minutes : training wall time, summed over resumed runs.
+    train_loss : the last logged training loss (NaN if none).
+    val_loss : the stage's loss on the held-out validation notes after the stage.
+    val_waveform_l1 : mean |output - target| on those notes (stages 1 and 3; NaN for 2).
+    skipped : True if the stage was already finished in this folder (resume).
+    """
+
+    stage: str
+    steps: int
+    minutes: float
+    train_loss: float
+    val_loss: float
+    val_waveform_l1: float
+    skipped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "skipped"}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], skipped: bool = False) -> StageReport:
+        return cls(str(values["stage"]), int(values["steps"]), float(values["minutes"]),
+                   float(values["train_loss"]), float(values["val_loss"]),
+                   float(values["val_waveform_l1"]), skipped)
+
+
+@dataclass
+class NoteTrainReport:
+    """What `train_note` wrote and reached."""
+
+    out_dir: Path
+    export_dir: Path
+    stages: list[StageReport]
+    table: InstrumentTable
+    train_notes: int
+    valid_notes: int
+    evaluation: Any = None  # NoteEvaluation, when evaluate_notes > 0
+    minutes: float = 0.0
+
+    def format(self) -> str:
+        """A short text summary: one line per stage, then the evaluation table."""
+        lines = [f"{self.out_dir}: {self.train_notes} training notes, {self.valid_notes} validation "
+                 f"notes, {len(self.table)} instruments ({', '.join(self.table.names)})"]
+        for report in self.stages:
+            state = "already done" if report.skipped else f"{report.minutes:.1f} min"
+            lines.append(f"  {report.stage:<11} {report.steps:>7} batches  {state:>12}  "
+                         f"train {report.train_loss:.4f}  held-out {report.val_loss:.4f}")
+        lines.append(f"exported {self.export_dir}")
+        if self.evaluation is not None:
+            lines.append(self.evaluation.format())
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- run plan
+
+
+@dataclass
+class RunPlan:
+    """Everything fixed at the start of a run (``run.json``)."""
+
+    config: SingConfig
+    preset: str
+    overrides: dict[str, Any]
+    table: InstrumentTable
+    source: DataSource
+    instrument_filter: list[int | str] | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sing": self.config.to_dict(), "preset": self.preset, "overrides": self.overrides,
+                **self.table.to_dict(), "data": {**self.source.to_dict(),
+                                                 "instrument_filter": self.instrument_filter}}
+
+
+def _load_run(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read the run description ({exc})", path) from None
+
+
+def _plan_run(
+    data_dir: Path,
+    out_dir: Path,
+    preset: str | None,
+    overrides: dict[str, Any],
+    instruments: Sequence[str | int] | None,
+    split_mode: str,
+) -> tuple[RunPlan, list[NoteRecord]]:
+    """The run's plan and its training notes: from ``run.json`` if the folder has one."""
+    run_path = out_dir / RUN_FILE
+    source = describe_data(data_dir, split_mode)
+    if run_path.is_file():
+        stored = _load_run(run_path)
+        config = SingConfig.from_dict(stored["sing"])
+        if preset is not None and preset != stored["preset"]:
+            raise ConfigError(f"this run uses preset {stored['preset']!r}, not {preset!r}", run_path)
+        requested = dataclasses.replace(config, **{k: v for k, v in overrides.items()})
+        changed = [f.name for f in dataclasses.fields(SingConfig)
+                   if f.name not in SCHEDULE_FIELDS
+                   and getattr(requested, f.name) != getattr(config, f.name)]
+        if changed:
+            raise ConfigError(
+                f"this run was started with other values of {', '.join(changed)}; only the "
+                f"epochs ({', '.join(SCHEDULE_FIELDS)}) may change when continuing it", run_path)
+        stored_source = DataSource(Path(stored["data"]["path"]), stored["data"]["kind"],
+                                   stored["data"]["split_mode"], stored["data"].get("command", ""))
+        if split_mode != "auto" and split_mode != stored_source.split_mode:
+            raise ConfigError(f"this run splits by {stored_source.split_mode!r}", run_path)
+        source = dataclasses.replace(source, split_mode=stored_source.split_mode)
+        instrument_filter = stored["data"].get("instrument_filter")
+        if instruments is not None and resolve_instrument_filter(instruments, source) != instrument_filter:
+            raise ConfigError(f"this run trains on instruments {instrument_filter}", run_path)
+        table = InstrumentTable.from_dict(stored)
+        plan = RunPlan(requested, stored["preset"], {**stored.get("overrides", {}), **overrides},
+                       table, source, instrument_filter)
+        records = list_notes(source, "train", instrument_filter)
+        return plan, records
+    preset = preset or "cpu"
+    instrument_filter = resolve_instrument_filter(instruments, source)
+    records = list_notes(source, "train", instrument_filter)
+    check_filter_matched(records, instrument_filter, source)
+    table = InstrumentTable.from_records(records, source)
+    if "n_instruments" in overrides and overrides["n_instruments"] < len(table):
+        raise ConfigError(f"n_instruments = {overrides['n_instruments']} is fewer than the "
+                          f"{len(table)} instruments in the training data")
+    config = get_preset(preset, **{"n_instruments": len(table), **overrides})
+    if config.sample_rate != 16_000:
+        raise ConfigError(f"NSynth notes are 16,000 Hz; the config says sample_rate = {config.sample_rate}")
+    return RunPlan(config, preset, dict(overrides), table, source, instrument_filter), records
+
+
+# --------------------------------------------------------------------------- lightning pieces
+
+
+class StageClock(Callback):
+    """Training wall time of a stage, kept in its checkpoints so resumed runs add up."""
+
+    def __init__(self) -> None:
+        self.previous_s = 0.0
+        self._started: float | None = None
+
+    @property
+    def elapsed_s(self) -> float:
+        running = 0.0 if self._started is None else time.monotonic() - self._started
+        return self.previous_s + running
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.monotonic()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.previous_s, self._started = self.elapsed_s, None
+
+    def state_dict(self) -> dict[str, float]:
+        return {"elapsed_s": self.elapsed_s}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.previous_s = float(state_dict.get("elapsed_s", 0.0))
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's advice that does not apply on 2 CPU cores."""
+    with warnings.catch_warnings():
+        for pattern in (".*does not have many workers.*", ".*GPU available but not used.*",
+                        ".*smaller than the logging interval.*", ".*LeafSpec.*",
+                        ".*Checkpoint directory .* exists and is not empty.*",
+                        ".*treespec, LeafSpec.*"):
+            warnings.filterwarnings("ignore", pattern)
+        yield
+
+
+def _stage_dir(out_dir: Path, stage: str) -> Path:
+    return out_dir / STAGES_DIR / stage
+
+
+def _final_dir(out_dir: Path, stage: str) -> Path:
+    return _stage_dir(out_dir, stage) / FINAL_DIR
+
+
+def _last_ckpt(out_dir: Path, stage: str) -> Path:
+    return _stage_dir(out_dir, stage) / "checkpoints" / "last.ckpt"
+
+
+def _stage_finished(out_dir: Path, stage: str) -> bool:
+    return (_final_dir(out_dir, stage) / "config.json").is_file()
+
+
+def _latest_finished_before(out_dir: Path, stage: str) -> str | None:
+    """The latest stage before `stage` (SING's order) with final weights in `out_dir`."""
+    earlier = STAGES[: STAGES.index(stage)]
+    return next((s for s in reversed(earlier) if _stage_finished(out_dir, s)), None)
+
+
+def _load_stage_weights(module: SingModule, out_dir: Path, stage: str) -> None:
+    checkpoint = load_checkpoint(_final_dir(out_dir, stage), system=SYSTEM)
+    load_state_into(module.model, checkpoint)
+
+
+def _valid_loader(valid: SingNotes, train: SingNotes, limit: int, batch_size: int) -> DataLoader:
+    """A fixed, evenly spread subset of held-out notes (training notes if there are none)."""
+    if len(valid) == 0:
+        warnings.warn("no validation notes of the trained instruments: validating on training notes",
+                      stacklevel=3)
+        valid, limit = train, min(limit, 16)
+    return DataLoader(Subset(valid, spread_subset(len(valid), limit)), batch_size=batch_size,
+                      shuffle=False)
+
+
+def _metric(metrics: dict[str, Any], name: str) -> float:
+    value = metrics.get(name)
+    return float(value) if value is not None else float("nan")
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_note(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    stages: Sequence[str] = STAGES,
+    max_minutes_per_stage: float | None = None,
+    max_epochs_per_stage: int | None = None,
+    max_steps_per_stage: int | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    checkpoint_minutes: float = 10.0,
+    instruments: Sequence[str | int] | None = None,
+    split_mode: str = "auto",
+    validate_notes: int = 128,
+    validate_every: int = 500,
+    evaluate_notes: int = 64,
+    num_workers: int = 0,
+    devices: int = 1,
+    strategy: str = "auto",
+    progress: bool = True,
+    command: str = "",
+) -> NoteTrainReport:
+    """Train SING's stages in order, checkpointing as they go, and export the model.
+
+    Parameters
+    ----------
+    data_dir : NSynth-format folder (an orchestrion build or the real NSynth).
+    out_dir : run folder (layout in the module docstring).
+    preset : "cpu" (default for a new run) or "paper"; a continued run keeps its own.
+    overrides : SingConfig fields to change (e.g. ``{"activation": "elu"}``). The model's
+        ``n_instruments`` defaults to the number of instruments in the training split.
+    stages : the stages to train, a subset of ("autoencoder", "sequence", "finetune").
+    max_minutes_per_stage, max_epochs_per_stage, max_steps_per_stage : extra limits per
+        stage (wall minutes, epochs, batches) besides the config's epochs.
+    seed : seeds every stage (stage k uses seed + k).
+    resume : continue: finished stages are skipped, an unfinished one continues from its
+        last Lightning checkpoint. Without it, a stage that has results here is an error.
+    checkpoint_minutes : period of the Lightning checkpoints.
+    instruments : keep only these instruments: vocabulary names (orchestrion builds),
+        instrument_strs (e.g. the seed's ``keyboard_acoustic_007``) or dataset ids.
+    split_mode : "auto", "folders" or "pairs" (see `orchestrion.systems.sing.data`).
+    validate_notes : held-out notes (an evenly spread fixed subset) for ``val/*``.
+    validate_every : validate every this many training batches (and after each stage).
+    evaluate_notes : test notes evaluated after training (spectral loss, waveform L1, pyin
+        pitch accuracy) for the model card; 0 skips it.
+    num_workers, devices, strategy : DataLoader workers and Lightning's devices / strategy.
+    progress : Lightning's rich progress bar and stage headers on stderr.
+    command : the command line, recorded in the model card.
+
+    Returns
+    -------
+    NoteTrainReport
+    """
+    from orchestrion.systems.sing.evaluate import evaluate_note
+    from orchestrion.systems.sing.infer import NoteModel
+
+    stages = _check_stages(stages)
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    overrides = dict(overrides or {})
+    for stage in stages:
+        if resume:
+            continue
+        if _stage_finished(out_dir, stage) or _last_ckpt(out_dir, stage).is_file():
+            raise ConfigError(f"stage {stage} already has results in {out_dir}; pass --resume "
+                              "to continue this run, or choose another --out folder")
+    if resume and not (out_dir / RUN_FILE).is_file():
+        raise ConfigError(f"--resume: nothing to resume in {out_dir} (no {RUN_FILE})")
+    plan, train_records = _plan_run(data_dir, out_dir, preset, overrides, instruments, split_mode)
+    config = plan.config
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RUN_FILE).write_text(json.dumps(plan.to_dict(), indent=1, sort_keys=True) + "\n")
+
+    train_set = SingNotes(train_records, plan.table, config.n_samples)
+    valid_set = SingNotes(list_notes(plan.source, "valid", plan.instrument_filter), plan.table,
+                          config.n_samples)
+    if progress:
+        console.print(f"note: {len(train_set)} training / {len(valid_set)} validation notes, "
+                      f"{len(plan.table)} instruments: {', '.join(plan.table.names)}", highlight=False)
+    started = time.monotonic()
+    reports: list[StageReport] = []
+    with _quiet_lightning():
+        for index, stage in enumerate(STAGES):
+            if stage not in stages:
+                continue
+            if _stage_finished(out_dir, stage):
+                reports.append(_finished_report(out_dir, stage))
+                if progress:
+                    console.print(f"stage {stage}: already finished, skipped", highlight=False)
+                continue
+            reports.append(_train_stage(
+                stage, plan, train_set, valid_set, out_dir, seed + index,
+                max_minutes_per_stage, max_epochs_per_stage, max_steps_per_stage,
+                checkpoint_minutes, validate_notes, validate_every, num_workers, devices,
+                strategy, progress,
+            ))
+
+    last_stage = next((s for s in reversed(STAGES) if _stage_finished(out_dir, s)), None)
+    if last_stage is None:  # only when `stages` was empty of trainable work
+        raise ConfigError("no stage has finished in this run; nothing to export")
+    checkpoint = load_checkpoint(_final_dir(out_dir, last_stage), system=SYSTEM)
+    from orchestrion.systems.sing.model import Sing
+
+    sing = Sing(config)
+    load_state_into(sing, checkpoint)
+    note_model = NoteModel(sing, plan.table, path=out_dir / EXPORT_DIR)
+    evaluation = None
+    if evaluate_notes > 0 and last_stage != "autoencoder":
+        evaluation = evaluate_note(note_model, plan.source.root, split="test", limit=evaluate_notes,
+                                   split_mode=plan.source.split_mode, progress=progress)
+    all_reports = [_finished_report(out_dir, s) for s in STAGES if _stage_finished(out_dir, s)]
+    export_dir = export_note_model(
+        note_model, out_dir / EXPORT_DIR, plan=plan, stage_reports=all_reports,
+        train_notes=len(train_set), valid_notes=len(valid_set), evaluation=evaluation,
+        command=command,
+    )
+    return NoteTrainReport(out_dir, export_dir, reports, plan.table, len(train_set), len(valid_set),
+                           evaluation, (time.monotonic() - started) / 60)
+
+
+def _check_stages(stages: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(stages, str):
+        stages = [s.strip() for s in stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    if not stages:
+        raise ConfigError(f"no stage to train; choose from {', '.join(STAGES)}")
+    return tuple(s for s in STAGES if s in stages)
+
+
+def _finished_report(out_dir: Path, stage: str) -> StageReport:
+    try:
+        checkpoint = load_checkpoint(_final_dir(out_dir, stage), system=SYSTEM)
+        return StageReport.from_dict(checkpoint.config["stage_report"], skipped=True)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"stage results are incomplete ({exc})", _final_dir(out_dir, stage)) from None
+
+
+def _train_stage(
+    stage: str,
+    plan: RunPlan,
+    train_set: SingNotes,
+    valid_set: SingNotes,
+    out_dir: Path,
+    seed: int,
+    max_minutes: float | None,
+    max_epochs: int | None,
+    max_steps: int | None,
+    checkpoint_minutes: float,
+    validate_notes: int,
+    validate_every: int,
+    num_workers: int,
+    devices: int,
+    strategy: str,
+    progress: bool,
+) -> StageReport:
+    """Fit one stage (resuming its last checkpoint if there is one) and write its final weights."""
+    config = plan.config
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = SingModule(config, stage)
+    previous = _latest_finished_before(out_dir, stage)
+    if previous is not None:
+        _load_stage_weights(module, out_dir, previous)
+    stage_dir = _stage_dir(out_dir, stage)
+    epochs = getattr(config, STAGE_EPOCH_FIELD[stage])
+    if max_epochs is not None:
+        epochs = min(epochs, max_epochs)
+    if progress:
+        start = f"from the {previous} stage" if previous else "from scratch"
+        console.print(f"stage {stage}: up to {epochs} epochs {start}", highlight=False)
+    train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
+                              num_workers=num_workers, persistent_workers=num_workers > 0)
+    valid_loader = _valid_loader(valid_set, train_set, validate_notes, config.batch_size)
+    clock = StageClock()
+    callbacks: list[Callback] = [
+        ModelCheckpoint(dirpath=stage_dir / "checkpoints", save_last=True, save_top_k=0,
+                        train_time_interval=timedelta(minutes=checkpoint_minutes),
+                        save_on_exception=True),
+        clock,
+    ]
+    if progress:
+        callbacks.append(RichProgressBar())
+    steps_per_batch = module.optimizer_steps_per_batch
+    batches = max(1, len(train_loader))
+    trainer = L.Trainer(
+        accelerator="auto", devices=devices, strategy=strategy,
+        max_epochs=epochs,
+        max_steps=-1 if max_steps is None else max_steps * steps_per_batch,
+        max_time=None if max_minutes is None else timedelta(minutes=max_minutes),
+        callbacks=callbacks, default_root_dir=stage_dir,
+        logger=CSVLogger(stage_dir, name="logs"),
+        val_check_interval=validate_every, check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, enable_progress_bar=progress, enable_model_summary=False,
+        log_every_n_steps=max(1, min(25, batches)),
+    )
+    last = _last_ckpt(out_dir, stage)
+    if epochs > 0 and (max_steps is None or max_steps > 0):
+        trainer.fit(module, train_loader, valid_loader,
+                    ckpt_path=str(last) if last.is_file() else None)
+    train_loss = _metric(trainer.callback_metrics, "train/loss")
+    validation = trainer.validate(module, valid_loader, verbose=False)[0]
+    report = StageReport(
+        stage=stage,
+        steps=trainer.global_step // steps_per_batch,
+        minutes=clock.elapsed_s / 60,
+        train_loss=train_loss,
+        val_loss=_metric(validation, "val/loss"),
+        val_waveform_l1=_metric(validation, "val/waveform_l1"),
+    )
+    if trainer.is_global_zero:
+        card = (f"# note (SING) stage `{stage}`\n\n- {report.steps} batches, {report.minutes:.1f} min\n"
+                f"- held-out loss {report.val_loss:.4f}\n")
+        save_checkpoint(_final_dir(out_dir, stage), SYSTEM,
+                        {**plan.to_dict(), "stage": stage, "stage_report": report.to_dict()},
+                        module.model.state_dict(), card)
+    trainer.strategy.barrier()
+    if progress:
+        console.print(f"stage {stage}: {report.steps} batches in {report.minutes:.1f} min, "
+                      f"train loss {report.train_loss:.4f}, held-out loss {report.val_loss:.4f}",
+                      highlight=False)
+    return report
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_note_model(
+    model: Any,
+    folder: Path,
+    plan: RunPlan,
+    stage_reports: Sequence[StageReport],
+    train_notes: int,
+    valid_notes: int,
+    evaluation: Any = None,
+    command: str = "",
+) -> Path:
+    """Write a NoteModel as safetensors + config (with its instrument table) + model card."""
+    config = plan.config
+    counts = model.sing.count_parameters()
+    stage_rows = [
+        f"| {r.stage} | {r.steps:,} | {r.minutes:.1f} | {r.train_loss:.4f} | {r.val_loss:.4f} | "
+        + ("-" if r.val_waveform_l1 != r.val_waveform_l1 else f"{r.val_waveform_l1:.4f}") + " |"
+        for r in stage_reports
+    ]
+    instrument_rows = [f"| {e.name} | {e.instrument_str} | {e.lowest_pitch}-{e.highest_pitch} | "
+                       f"{len(e.train_pitches)} |" for e in plan.table]
+    overrides = ", ".join(f"{k}={v}" for k, v in sorted(plan.overrides.items())) or "none"
+    data_line = (f"- data: `{plan.source.root}` ({plan.source.kind}, split by "
+                 + ("its split folders" if plan.source.split_mode == "folders"
+                    else "hashing (instrument, pitch) 80/10/10")
+                 + f"), {train_notes} training notes, {valid_notes} validation notes"
+                 + (f", built with `{plan.source.command}`" if plan.source.command else ""))
+    card = "\n".join([
+        "# note model (SING)",
+        "",
+        f"- preset `{plan.preset}`, overrides: {overrides}",
+        f"- architecture: {config.channels} channels, latent {config.latent_dim}, LSTM "
+        f"{config.lstm_layers} x {config.lstm_hidden}, {config.activation}, loss "
+        f"{config.loss_transform} ({config.loss_distance}, eps {config.loss_eps})",
+        f"- parameters: {counts['total']:,} ({counts['generator']:,} generator, "
+        f"{counts['decoder']:,} decoder, {counts['encoder']:,} encoder, unused at inference)",
+        f"- output: {config.n_samples:,} samples at {config.sample_rate} Hz",
+        f"- training command: `{command}`",
+        data_line,
+        f"- trained velocities: {', '.join(map(str, plan.table.train_velocities))}",
+        "",
+        "## Instruments",
+        "",
+        "| name | instrument_str | trained pitches | count |",
+        "|---|---|---|---|",
+        *instrument_rows,
+        "",
+        "## Training (held-out = validation notes of unseen (instrument, pitch) pairs)",
+        "",
+        "| stage | batches | minutes | last train loss | held-out loss | held-out waveform L1 |",
+        "|---|---|---|---|---|---|",
+        *stage_rows,
+        "",
+    ])
+    if evaluation is not None:
+        card += "\n## Evaluation\n\n```\n" + evaluation.format() + "\n```\n"
+    document = {
+        **plan.to_dict(),
+        "training": {"command": command, "train_notes": train_notes, "valid_notes": valid_notes,
+                     "stages": [r.to_dict() for r in stage_reports]},
+        "evaluation": None if evaluation is None else evaluation.to_dict(),
+    }
+    return save_checkpoint(folder, SYSTEM, document, model.sing.state_dict(), card)
+
+
+def torch_threads(count: int | None) -> None:
+    """Pin torch's intra-op threads (2 on our machines)."""
+    if count:
+        torch.set_num_threads(count)

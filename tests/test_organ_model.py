@@ -1,0 +1,380 @@
+"""orGAN networks: every preset builds and runs, receptive fields, dropout as noise, encodings,
+losses and their gradients, class weights, configuration errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from orchestrion.errors import ConfigError
+from orchestrion.nn.adversarial import (
+    AdversarialLoss,
+    WeightedMultiHotBCE,
+    class_weights_from_counts,
+    class_weights_from_labels,
+)
+from orchestrion.systems.organ import (
+    DISCRIMINATOR_VARIANTS,
+    PRESETS,
+    Discriminator,
+    Generator,
+    OrganConfig,
+    OrganLoss,
+    OrganModel,
+    build_encoding,
+    get_preset,
+    harmonic_templates,
+    instrument_labels,
+    padded_length,
+    receptive_field,
+)
+from orchestrion.systems.organ.encoding import pitch_to_hz, rising_edges
+
+A4 = 69
+
+
+def _roll(batch: int, frames: int, seed: int = 0, velocity: bool = False) -> torch.Tensor:
+    """A sparse (batch, 16, 128, frames) roll: a few notes in slots 0-3."""
+    generator = torch.Generator().manual_seed(seed)
+    roll = torch.zeros(batch, 16, 128, frames)
+    for b in range(batch):
+        for _ in range(4):
+            slot = int(torch.randint(0, 4, (), generator=generator))
+            pitch = int(torch.randint(48, 84, (), generator=generator))
+            start = int(torch.randint(0, max(frames - 2, 1), (), generator=generator))
+            loudness = float(torch.randint(40, 127, (), generator=generator)) / 127
+            value = loudness if velocity else 1.0
+            roll[b, slot, pitch, start : start + 3] = value
+    return roll
+
+
+# -- every preset is built and run --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_and_runs_on_a_tiny_input(name: str) -> None:
+    torch.manual_seed(0)
+    config = get_preset(name)
+    model = OrganModel.from_config(config)
+    batch, frames = 2, 8
+    roll = _roll(batch, frames)
+    condition = model.condition(roll)
+    assert condition.shape == (batch, model.encoding.out_channels, config.n_bins, frames)
+    with torch.no_grad():
+        spectrogram = model(roll)
+        judgement = model.discriminate(spectrogram, condition)
+    assert spectrogram.shape == (batch, 1, config.n_bins, frames)
+    assert torch.isfinite(spectrogram).all()
+    strides = 1
+    for _, _, stride in config.patch_layers:
+        strides *= stride
+    patches = (batch, 1, -(-config.n_bins // strides), -(-frames // strides))  # ceil division
+    assert judgement.patch_logits.shape == patches
+    assert judgement.instrument_logits is not None
+    assert judgement.instrument_logits.shape == (batch, 16)
+    counts = model.parameter_counts()
+    assert counts["total"] == sum(p.numel() for p in model.parameters())
+    assert counts["generator"] > counts["discriminator"] > 0
+
+
+def test_paper_preset_is_the_seeds_architecture() -> None:
+    config = get_preset("paper")
+    spectrogram = (config.sample_rate, config.n_fft, config.hop_length)
+    assert spectrogram == (47_872, 2048, 256) and (config.chunk_s, config.batch_size) == (5.0, 4)
+    assert config.n_bins == 1025 and config.chunk_frames == 936
+    generator = Generator(16, config.generator_depth, base_width=64, decoder_width_shift=2)
+    assert config.generator_depth == 10
+    assert generator.grid_size(config.n_bins, config.chunk_frames) == (1024, 1024)
+    assert generator.encoder_widths == [64, 128, 256, 512, 512, 512, 512, 512, 512, 512]
+    assert generator.decoder_widths == [512, 512, 512, 512, 256, 128, 64, 32, 16, 16]
+    assert (config.msssim_weight, config.instrument_weight, config.learning_rate, config.betas) == (
+        100.0, 0.5, 2e-4, (0.5, 0.999)
+    )
+    assert config.discriminator == "190"
+
+
+def test_cpu_preset_numbers() -> None:
+    config = get_preset("cpu")
+    assert (config.sample_rate, config.n_fft, config.hop_length) == (16_000, 1024, 256)
+    assert 2.0 <= config.chunk_s <= 4.0
+    assert config.encoding == "harmonic" and config.input_gain == 5.0
+
+
+@pytest.mark.parametrize("frames", [1, 5, 126, 130])
+def test_generator_takes_any_length(frames: int) -> None:
+    model = OrganModel.from_config(get_preset("cpu", base_width=4)).eval()
+    with torch.no_grad():
+        assert model(_roll(1, frames)).shape == (1, 1, 513, frames)
+
+
+def test_padded_length_rule() -> None:
+    lengths = (1, 3, 20, 32, 33, 126, 512)
+    assert [padded_length(n, 5) for n in lengths] == [1, 4, 32, 32, 64, 128, 512]
+    assert padded_length(935, 10) == 1024 and padded_length(1500, 10) == 2048
+
+
+# -- discriminator ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("variant", "expected"), [("94", 94), ("190", 190), ("286", 286)])
+def test_receptive_fields_of_the_seed_variants(variant: str, expected: int) -> None:
+    assert receptive_field(DISCRIMINATOR_VARIANTS[variant]) == expected
+    discriminator = Discriminator(16, DISCRIMINATOR_VARIANTS[variant], width_multiplier=0.25)
+    assert discriminator.receptive_field == expected
+
+
+@pytest.mark.parametrize("variant", ["94", "190", "286"])
+def test_receptive_field_matches_the_gradient_support(variant: str) -> None:
+    """One patch logit depends on exactly receptive_field input pixels per axis."""
+    torch.manual_seed(0)
+    layers = DISCRIMINATOR_VARIANTS[variant]
+    discriminator = Discriminator(1, layers, width_multiplier=1 / 16, classifier=False).eval()
+    size = 480
+    spectrogram = torch.randn(1, 1, size, size, requires_grad=True)
+    patches = discriminator(spectrogram, torch.randn(1, 1, size, size)).patch_logits
+    row, col = patches.shape[-2] // 2, patches.shape[-1] // 2
+    patches[0, 0, row, col].backward()
+    touched = spectrogram.grad[0, 0].abs() > 0
+    rows = torch.nonzero(touched.any(dim=1)).flatten()
+    cols = torch.nonzero(touched.any(dim=0)).flatten()
+    assert int(rows[-1] - rows[0] + 1) == int(variant)
+    assert int(cols[-1] - cols[0] + 1) == int(variant)
+
+
+def test_spectrogram_classifier_does_not_see_the_roll() -> None:
+    torch.manual_seed(0)
+    spectrogram = torch.rand(2, 1, 129, 16)
+    for classifier_input, sees_roll in [("spectrogram", False), ("joint", True)]:
+        layers = DISCRIMINATOR_VARIANTS["94"]
+        discriminator = Discriminator(16, layers, 0.25, classifier_input=classifier_input).eval()
+        first = discriminator(spectrogram, torch.rand(2, 16, 129, 16)).instrument_logits
+        second = discriminator(spectrogram, torch.rand(2, 16, 129, 16)).instrument_logits
+        assert torch.equal(first, second) is not sees_roll
+
+
+# -- dropout as the noise source ------------------------------------------------------
+
+
+def test_dropout_stays_on_in_eval_unless_switched_off() -> None:
+    torch.manual_seed(0)
+    model = OrganModel.from_config(get_preset("cpu", base_width=4)).eval()
+    roll = _roll(1, 16)
+    with torch.no_grad():
+        assert not torch.equal(model(roll), model(roll)), "dropout is the noise source at inference"
+        model.set_inference_dropout(False)
+        assert torch.equal(model(roll), model(roll))
+        model.set_inference_dropout(True)
+        assert not torch.equal(model(roll), model(roll))
+
+
+# -- encodings -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sample_rate", "n_fft"), [(16_000, 1024), (47_872, 2048)])
+def test_harmonic_encoding_puts_a4_at_its_bin(sample_rate: int, n_fft: int) -> None:
+    encoding = build_encoding("harmonic", sample_rate=sample_rate, n_fft=n_fft, n_harmonics=4)
+    roll = torch.zeros(1, 16, 128, 3)
+    roll[0, 5, A4, 1] = 1.0
+    image = encoding(roll)
+    assert image.shape == (1, 16, n_fft // 2 + 1, 3)
+    assert image[0, :5].abs().sum() == 0 and image[0, 6:].abs().sum() == 0  # other slots silent
+    assert image[0, 5, :, [0, 2]].abs().sum() == 0  # other frames silent
+    column = image[0, 5, :, 1]
+    position = 440.0 / (sample_rate / n_fft)  # fractional bin of the fundamental
+    lower = int(position)
+    assert int(column.argmax()) == round(position)
+    torch.testing.assert_close(column[lower], torch.tensor(1.0 - (position - lower)))
+    torch.testing.assert_close(column[lower + 1], torch.tensor(position - lower))
+    second = 2 * position  # second harmonic at half amplitude
+    torch.testing.assert_close(column[int(second)] + column[int(second) + 1], torch.tensor(0.5))
+    torch.testing.assert_close(column.sum(), torch.tensor(1 + 1 / 2 + 1 / 3 + 1 / 4))
+
+
+def test_harmonic_templates_stay_below_nyquist() -> None:
+    templates = harmonic_templates(16_000, 1024, n_harmonics=16)
+    assert templates.shape == (128, 513)
+    assert templates[:, -1].abs().sum() == 0
+    assert templates[127].sum() < 1.0  # G9 (12.5 kHz) keeps no partial below 8 kHz
+    torch.testing.assert_close(pitch_to_hz(A4), torch.tensor(440.0, dtype=torch.float64))
+
+
+def test_binary_and_velocity_encodings_place_pitch_p_on_row_p() -> None:
+    roll = torch.zeros(1, 16, 128, 2)
+    roll[0, 2, 60, 0] = 0.5
+    binary = build_encoding("binary", sample_rate=16_000, n_fft=1024)(roll)
+    velocity = build_encoding("velocity", sample_rate=16_000, n_fft=1024)(roll)
+    assert binary.shape == velocity.shape == (1, 16, 513, 2)
+    assert binary[0, 2, 60, 0] == 1.0 and velocity[0, 2, 60, 0] == 0.5
+    assert binary.sum() == 1.0 and velocity.sum() == 0.5
+
+
+def test_onset_channels_come_from_rising_edges_when_not_given() -> None:
+    roll = torch.zeros(1, 16, 128, 6)
+    roll[0, 1, 60, 1:4] = 1.0
+    encoding = build_encoding("velocity", sample_rate=16_000, n_fft=1024, onset_channels=True)
+    image = encoding(roll)
+    assert image.shape == (1, 32, 513, 6) and encoding.out_channels == 32
+    assert image[0, 17, 60].tolist() == [0, 1, 0, 0, 0, 0]
+    given = torch.zeros_like(roll)
+    given[0, 1, 60, 2] = 1.0
+    assert encoding(roll, given)[0, 17, 60].tolist() == [0, 0, 1, 0, 0, 0]
+    assert rising_edges(roll)[0, 1, 60].tolist() == [0, 1, 0, 0, 0, 0]
+
+
+def test_learned_harmonic_encoding_starts_at_the_templates_and_trains() -> None:
+    config = get_preset("cpu", base_width=4, learned_encoding=True)
+    model = OrganModel.from_config(config)
+    fixed = build_encoding("harmonic", sample_rate=16_000, n_fft=1024, n_harmonics=config.harmonics)
+    roll = _roll(1, 8)
+    torch.testing.assert_close(model.condition(roll), fixed(roll))
+    assert model.parameter_counts()["encoding"] == 128 * 512
+    model(roll).sum().backward()
+    assert model.encoding.refined.grad is not None and model.encoding.refined.grad.abs().sum() > 0
+
+
+def test_encodings_reject_bad_rolls_and_names() -> None:
+    encoding = build_encoding("harmonic", sample_rate=16_000, n_fft=1024)
+    with pytest.raises(ConfigError):
+        encoding(torch.zeros(1, 13, 128, 4))
+    with pytest.raises(ConfigError):
+        build_encoding("spectral", sample_rate=16_000, n_fft=1024)
+    with pytest.raises(ConfigError):
+        build_encoding("binary", sample_rate=16_000, n_fft=128)  # 65 bins cannot hold 128 pitches
+
+
+# -- losses and training ----------------------------------------------------------------
+
+
+def test_combined_loss_reaches_the_generators_first_layer() -> None:
+    torch.manual_seed(0)
+    config = get_preset("cpu", base_width=4, l1_weight=100.0)
+    model = OrganModel.from_config(config).train()
+    loss = OrganLoss(config)
+    roll = _roll(2, 16)
+    labels = instrument_labels(roll)
+    real = 3.0 * torch.rand(2, 1, config.n_bins, 16)
+    condition = model.condition(roll)
+    fake = model.generator(condition)
+    terms = loss.generator_loss(fake, real, model.discriminate(fake, condition), labels)
+    assert set(terms) == {"adversarial", "l1", "msssim", "instrument", "total"}
+    assert all(torch.isfinite(value) for value in terms.values())
+    terms["total"].backward()
+    first = model.generator.encoder[0].conv.weight.grad
+    assert first is not None and torch.isfinite(first).all() and first.abs().sum() > 0
+    real_judgement = model.discriminate(real, condition.detach())
+    fake_judgement = model.discriminate(fake.detach(), condition.detach())
+    d_terms = loss.discriminator_loss(real_judgement, fake_judgement, labels)
+    assert set(d_terms) == {"adversarial", "instrument", "total"}
+    factor = config.discriminator_adversarial_factor
+    expected = factor * d_terms["adversarial"] + config.instrument_weight * d_terms["instrument"]
+    torch.testing.assert_close(d_terms["total"], expected)
+
+
+def test_a_few_steps_overfit_one_batch() -> None:
+    torch.manual_seed(0)
+    config = get_preset(
+        "cpu", base_width=8, l1_weight=1.0, msssim_weight=1.0, adversarial_weight=0.0,
+        instrument_classifier=False,
+    )
+    model = OrganModel.from_config(config).train()
+    assert model.discriminator is None  # generator-only setup
+    loss = OrganLoss(config)
+    roll = _roll(2, 16, seed=1)
+    real = model.condition(roll)[:, :4].sum(dim=1, keepdim=True) * 4.0  # a target the roll explains
+    optimiser = torch.optim.Adam(model.generator_parameters(), lr=3e-3)
+    history = []
+    for _ in range(20):
+        terms = loss.generator_loss(model(roll), real, None)
+        optimiser.zero_grad()
+        terms["total"].backward()
+        optimiser.step()
+        history.append(float(terms["total"].detach()))
+    assert history[-1] < 0.7 * history[0], history
+
+
+def test_unit_db_maps_the_floor_to_zero_and_is_monotonic() -> None:
+    loss = OrganLoss(get_preset("cpu"))
+    spectrogram = torch.tensor([0.0, 1e-3, 0.1, 1.0, 5.0, 10.0])
+    unit = loss.unit_db(spectrogram)
+    assert float(unit[0]) == pytest.approx(0.0, abs=1e-6)
+    assert bool((unit.diff() > 0).all())
+    # the seed's LeakyReLU output may go negative; it reads as |exp(S) - 1|
+    assert float(loss.unit_db(torch.tensor(-0.5))) > 0
+
+
+def test_class_weights_follow_the_formula() -> None:
+    counts = torch.tensor([4, 2, 0, 8] + [1] * 12)
+    weights = class_weights_from_counts(counts, n_total=8)
+    assert weights[0] == pytest.approx(8 / 16 / 4) and weights[1] == pytest.approx(8 / 16 / 2)
+    assert weights[3] == pytest.approx(8 / 16 / 8) and weights[4] == pytest.approx(8 / 16)
+    assert weights[2] == 1.0  # never seen: the guard's weight
+    labels = torch.zeros(8, 16)
+    labels[:4, 0] = 1
+    labels[:2, 1] = 1
+    labels[:, 3] = 1
+    from_labels = class_weights_from_labels(labels)
+    assert from_labels[:4].tolist() == pytest.approx([0.125, 0.25, 1.0, 0.0625])
+    with pytest.raises(ConfigError):
+        class_weights_from_counts(torch.tensor([-1, 2]), n_total=2)
+
+
+def test_weighted_bce_matches_a_hand_computation() -> None:
+    weights = torch.rand(16) + 0.5
+    logits = torch.randn(3, 16)
+    labels = (torch.rand(3, 16) > 0.5).float()
+    probabilities = torch.sigmoid(logits)
+    log_likelihood = labels * probabilities.log() + (1 - labels) * (1 - probabilities).log()
+    manual = -(weights * log_likelihood).mean()
+    torch.testing.assert_close(WeightedMultiHotBCE(weights)(logits, labels), manual)
+    assert WeightedMultiHotBCE(weights, reduction="none")(logits, labels).shape == (3,)
+
+
+def test_adversarial_losses() -> None:
+    logits = torch.tensor([[0.0, 0.0]])
+    bce = AdversarialLoss("bce")
+    torch.testing.assert_close(bce.generator(logits), torch.tensor(0.6931472))
+    torch.testing.assert_close(bce.discriminator(logits, logits), torch.tensor(2 * 0.6931472))
+    lsgan = AdversarialLoss("lsgan")
+    perfect = lsgan.discriminator(torch.ones(2, 2), torch.zeros(2, 2))
+    torch.testing.assert_close(perfect, torch.tensor(0.0))
+    torch.testing.assert_close(lsgan.generator(torch.zeros(2, 2)), torch.tensor(1.0))
+    with pytest.raises(ConfigError):
+        AdversarialLoss("wasserstein")  # type: ignore[arg-type]
+
+
+# -- configuration --------------------------------------------------------------------
+
+
+def test_presets_reject_unknown_names_fields_and_bad_values() -> None:
+    with pytest.raises(ConfigError, match="available presets"):
+        get_preset("gpu")
+    with pytest.raises(ConfigError, match="unknown orGAN setting"):
+        get_preset("cpu", widht=3)
+    with pytest.raises(ConfigError):
+        get_preset("cpu", discriminator="128")
+    with pytest.raises(ConfigError):
+        get_preset("cpu", dropout=1.0)
+    with pytest.raises(ConfigError):
+        get_preset("cpu", encoding="binary", learned_encoding=True)
+    with pytest.raises(ConfigError):
+        get_preset("cpu", discriminator_layers=((16, 4, 2), (8, 4, 1)))  # last must have 1 filter
+
+
+def test_config_round_trips_through_json() -> None:
+    layers = ((8, 4, 2), (16, 4, 1), (1, 4, 1))
+    config = get_preset("cpu", discriminator_layers=layers, regime="transfer")
+    rebuilt = OrganConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert rebuilt == config
+    assert receptive_field(rebuilt.patch_layers) == 16  # 4 -> 7 -> (7 - 1) * 2 + 4
+    with pytest.raises(ConfigError):
+        OrganConfig.from_dict({**config.to_dict(), "colour": "red"})
+
+
+def test_generator_only_setup_has_no_discriminator() -> None:
+    config = get_preset("cpu", adversarial_weight=0.0, instrument_classifier=False)
+    model = OrganModel.from_config(config)
+    assert model.discriminator is None and not config.uses_discriminator
+    with pytest.raises(ConfigError):
+        model.discriminate(torch.zeros(1, 1, 513, 4), torch.zeros(1, 16, 513, 4))

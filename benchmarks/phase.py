@@ -12,8 +12,9 @@ centred), the same iteration count, momentum 0.99 and random initial phase, and 
 thread count (torch intra-op threads; numpy FFTs in librosa are single-threaded whatever
 the setting, so a 1-thread column of ours is printed too). Time is the best of
 ``--repeats`` rounds; within a round the runs are interleaved, so that load from other
-processes on the machine falls on all of them alike. Spectral convergence ||T - E||_F / ||T||_F is measured identically for
-both: librosa.stft of the returned waveform against the target magnitude.
+processes on the machine falls on all of them alike. Spectral convergence
+||T - E||_F / ||T||_F is measured identically for both: librosa.stft of the returned
+waveform against the target magnitude.
 """
 
 from __future__ import annotations
@@ -145,7 +146,10 @@ def main() -> int:
 
         def ours(n_iter: int = n_iter) -> np.ndarray:
             generator = torch.Generator().manual_seed(0)
-            return griffin_lim(target_t, N_FFT, HOP, n_iter=n_iter, momentum=0.99, generator=generator).numpy()
+            wave = griffin_lim(
+                target_t, N_FFT, HOP, n_iter=n_iter, momentum=0.99, generator=generator
+            )
+            return wave.numpy()
 
         times, outputs = best_times(
             {"librosa": (theirs, ARGS.threads), "ours": (ours, ARGS.threads), "ours_1": (ours, 1)},
@@ -158,7 +162,8 @@ def main() -> int:
         all_met &= met
         print(
             f"{n_iter:>10} | {times['librosa']:>9.3f} | {times['ours']:>7.3f} | {speedup:>7.2f}x | "
-            f"{times['ours_1']:>12.3f} | {sc_librosa:>10.4f} | {sc_ours:>8.4f} | {'MET' if met else 'not met'}"
+            f"{times['ours_1']:>12.3f} | {sc_librosa:>10.4f} | {sc_ours:>8.4f} | "
+            f"{'MET' if met else 'not met'}"
         )
     print(f"load average after {os.getloadavg()[0]:.2f} (other work on the machine skews timings)")
     return 0 if all_met else 1

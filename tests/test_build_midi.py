@@ -156,3 +156,14 @@ def test_empty_score_error_is_ours(tmp_path: Path) -> None:
 
     with pytest.raises(EmptyScoreError):
         load_score(ScoreRef("e", str(tmp_path), str(tmp_path / "e.mid")))
+
+
+def test_reader_takes_the_split_folders_the_builder_wrote(tmp_path):
+    from orchestrion.data.build_midi import build_midi
+    from orchestrion.data.midi_folder import MidiFolder
+
+    build_midi(tmp_path, source="music21:bach", limit=12, progress=False)
+    folder = MidiFolder(tmp_path)
+    assert len(folder) >= 10
+    for record in folder.records:
+        assert record.relative_path.split("/")[0] == record.split

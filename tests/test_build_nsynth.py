@@ -170,3 +170,10 @@ def test_bad_options_fail_cleanly(tmp_path):
     assert proc.returncode == 1
     assert "kazoo-of-doom" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    build_nsynth(tmp_path, tiny_config(), progress=False)
+    build_nsynth(tmp_path, tiny_config(), progress=False)  # same settings: resumes
+    with pytest.raises(ConfigError, match="other settings"):
+        build_nsynth(tmp_path, tiny_config(velocities=(60,)), progress=False)

@@ -169,6 +169,8 @@ def test_resume_builds_nothing_and_keeps_the_manifest(tiny_build: Path) -> None:
 def test_other_settings_in_the_same_folder_are_refused(tiny_build: Path) -> None:
     with pytest.raises(ConfigError, match="other settings"):
         build_urmp(tiny_build, limit=N_PIECES, sample_rate=RATE, seed=1, progress=False)
+    with pytest.raises(ConfigError, match="number_digits 2 -> 3"):  # 01_... would become 001_...
+        build_urmp(tiny_build, limit=100, sample_rate=RATE, progress=False)
 
 
 def test_sharded_build_equals_unsharded(tiny_build: Path, tmp_path: Path) -> None:

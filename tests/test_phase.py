@@ -34,8 +34,11 @@ def convergence_of(wave: torch.Tensor | np.ndarray, target: torch.Tensor, stft: 
 @pytest.mark.parametrize("n_iter", [8, 32])
 def test_griffin_lim_converges_as_well_as_librosa(chorale, stft, n_iter):
     target = stft(chorale).abs()
-    ours = griffin_lim(target, N_FFT, HOP, n_iter=n_iter, generator=torch.Generator().manual_seed(0))
-    theirs = librosa.griffinlim(target.numpy(), n_iter=n_iter, n_fft=N_FFT, hop_length=HOP, random_state=0)
+    generator = torch.Generator().manual_seed(0)
+    ours = griffin_lim(target, N_FFT, HOP, n_iter=n_iter, generator=generator)
+    theirs = librosa.griffinlim(
+        target.numpy(), n_iter=n_iter, n_fft=N_FFT, hop_length=HOP, random_state=0
+    )
     assert ours.shape == theirs.shape == (HOP * (target.shape[-1] - 1),)
     ours_sc, theirs_sc = convergence_of(ours, target, stft), convergence_of(theirs, target, stft)
     assert ours_sc <= theirs_sc + 0.01
@@ -49,7 +52,9 @@ def test_griffin_lim_iteration_matches_librosa_from_zero_phase(chorale, stft):
     for center in (True, False):
         spec = target if center else Stft(N_FFT, HOP, center=False)(chorale[: 2 * 16000]).abs()
         ours = griffin_lim(spec, N_FFT, HOP, n_iter=4, init="zeros", center=center).numpy()
-        theirs = librosa.griffinlim(spec.numpy(), n_iter=4, n_fft=N_FFT, hop_length=HOP, init=None, center=center)
+        theirs = librosa.griffinlim(
+            spec.numpy(), n_iter=4, n_fft=N_FFT, hop_length=HOP, init=None, center=center
+        )
         assert ours.shape == theirs.shape
         assert np.abs(ours - theirs).max() / np.abs(theirs).max() < 1e-3
 
@@ -60,10 +65,13 @@ def test_long_signals_split_among_workers_match_librosa(chorale, n_fft, hop_leng
     must not show, whatever the worker count."""
     spec = Stft(n_fft, hop_length)(chorale).abs()
     assert spec.shape[-1] > 900  # at least two segments
-    theirs = librosa.griffinlim(spec.numpy(), n_iter=4, n_fft=n_fft, hop_length=hop_length, init=None)
+    theirs = librosa.griffinlim(
+        spec.numpy(), n_iter=4, n_fft=n_fft, hop_length=hop_length, init=None
+    )
     threads = torch.get_num_threads()
     results = [
-        griffin_lim(spec, n_fft, hop_length, n_iter=4, init="zeros", workers=w).numpy() for w in (1, 2, 3)
+        griffin_lim(spec, n_fft, hop_length, n_iter=4, init="zeros", workers=w).numpy()
+        for w in (1, 2, 3)
     ]
     assert torch.get_num_threads() == threads  # the temporary single-thread setting is undone
     for ours in results:
@@ -86,7 +94,11 @@ def test_true_phase_is_a_fixed_point(chorale, stft):
 def test_more_iterations_converge_further(chorale, stft):
     target = stft(chorale[: 2 * 16000]).abs()
     scores = [
-        convergence_of(griffin_lim(target, N_FFT, HOP, n_iter=n, generator=torch.Generator().manual_seed(1)), target, stft)
+        convergence_of(
+            griffin_lim(target, N_FFT, HOP, n_iter=n, generator=torch.Generator().manual_seed(1)),
+            target,
+            stft,
+        )
         for n in (0, 5, 40)
     ]
     assert scores[0] > scores[1] > scores[2]
@@ -105,7 +117,10 @@ def test_griffin_lim_batched_equals_per_item(chorale, stft):
 
 def test_random_init_is_reproducible_with_a_generator(chorale, stft):
     target = stft(chorale[:8000]).abs()
-    runs = [griffin_lim(target, N_FFT, HOP, n_iter=3, generator=torch.Generator().manual_seed(7)) for _ in range(2)]
+    runs = [
+        griffin_lim(target, N_FFT, HOP, n_iter=3, generator=torch.Generator().manual_seed(7))
+        for _ in range(2)
+    ]
     assert torch.equal(runs[0], runs[1])
     other = griffin_lim(target, N_FFT, HOP, n_iter=3, generator=torch.Generator().manual_seed(8))
     assert not torch.equal(runs[0], other)
@@ -114,7 +129,9 @@ def test_random_init_is_reproducible_with_a_generator(chorale, stft):
 def test_length_window_and_dtype_options(chorale):
     stft = Stft(1000, 300, win_length=800)  # hop does not divide n_fft
     spec = stft(chorale[:9000])
-    wave = griffin_lim(spec.abs(), 1000, 300, n_iter=0, init=spec.angle(), win_length=800, length=9000)
+    wave = griffin_lim(
+        spec.abs(), 1000, 300, n_iter=0, init=spec.angle(), win_length=800, length=9000
+    )
     assert wave.shape == (9000,)
     assert float((wave - chorale[:9000]).abs().max()) < 1e-5
     wave64 = griffin_lim(spec.abs().double(), 1000, 300, n_iter=2, win_length=800, length=9000)

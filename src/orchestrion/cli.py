@@ -122,21 +122,31 @@ def _reserved(name: str, what: str) -> None:
 
 
 for _name, _what in (
-    ("render", "Score to audio with the orGAN model"),
-    ("note", "One note (instrument, pitch, velocity) with SING"),
     ("transfer", "Timbre transfer between instruments"),
     ("morph", "Interpolate between two sounds"),
     ("compose", "Write new music (VAE / GAN) as MIDI"),
-    ("train", "Train a model from a preset"),
-    ("evaluate", "Evaluate a model"),
     ("serve", "The web page"),
 ):
     _reserved(_name, _what)
 
 
+# Groups every system adds its own subcommand to (`train render`, `train note`, ...).
+train_app = typer.Typer(help="Train a model from a preset.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate a model.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+
 from orchestrion.data.commands import register as _register_data  # noqa: E402
 
 _register_data(app, reports_errors)
+
+from orchestrion.systems.organ.commands import register as _register_render  # noqa: E402
+
+_register_render(app, reports_errors, train=train_app, evaluate=evaluate_app)
+
+from orchestrion.systems.sing.commands import register as _register_note  # noqa: E402
+
+_register_note(app, reports_errors, train=train_app, evaluate=evaluate_app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -17,7 +17,9 @@ def energy_correction(
 ) -> Tensor:
     """Rescale each frame of `output_mag` so its summed magnitude matches the reference's.
 
-    ``corrected[..., f, t] = output[..., f, t] * sum_f' ref[..., f', t] / (sum_f' output[..., f', t] + eps)``
+    ``corrected[..., f, t] = output[..., f, t] * R[t] / (O[t] + eps)`` with
+    ``R[t] = sum_f ref[..., f, t]`` and ``O[t] = sum_f output[..., f, t]`` (SYSTEMS.md
+    section 3, the morph system's energy correction).
 
     Parameters
     ----------

@@ -11,20 +11,22 @@ iteration projects the current spectrogram onto the set of consistent spectrogra
 envelope and a trim. Here the padded time axis is kept throughout: the inverse is
 irfft -> window -> overlap-add -> multiply by a precomputed ``1 / window-sum-square``
 that is also zero outside the signal (which is exactly what trimming and re-padding with
-zeros would do), and the analysis is a strided view (unfold) -> window -> rfft. All
-buffers are allocated once and reused (``out=`` and in-place ops), spectra are laid out
-(frames, freq) so every FFT runs over contiguous memory, and the magnitude projection
-uses ``x * S / sqrt(re^2 + im^2)`` on the real view instead of ``abs`` (hypot) and a
-complex division. The result matches librosa's iteration to float32 rounding.
+zeros would do), and the analysis is a strided view (unfold) -> window -> rfft. Spectra
+are laid out (frames, freq) so every FFT runs over contiguous rows; elementwise work is
+in place; the magnitude projection uses ``x * S / sqrt(re^2 + im^2)`` on the real view
+instead of ``abs`` (hypot) and a complex division. (FFT results go to fresh tensors:
+torch's ``out=`` FFT variants compute into a temporary and copy.) The result matches
+librosa's iteration to float32 rounding.
 
 Work is streamed in chunks of ``CHUNK_FRAMES`` frames, so each chunk's frames and spectra
 stay in cache from the inverse FFT through the overlap-add, the re-analysis and the
 projections, instead of every pass sweeping ~15 MB arrays (60 s at 16 kHz). On CPU the
-frames (or the batch items) are split among ``workers`` Python threads that each run
-single-threaded torch kernels (torch releases the GIL inside them) and meet once per
-iteration; the few frames at the seams between workers are finished serially. That beats
-torch's per-operation OpenMP parallelism (one barrier per tensor op) and degrades
-gracefully when other processes share the cores.
+frames (or the batch items) are cut into segments of about ``SEGMENT_FRAMES`` frames
+that ``workers`` Python threads take from a shared counter, each running single-threaded
+torch kernels (torch releases the GIL inside them); the threads meet once per iteration
+and the few frames at the seams between segments are finished serially. That beats
+torch's per-operation OpenMP parallelism (one barrier per tensor op, thousands per
+iteration here) and degrades gracefully when other processes share the cores.
 
 Threads: on CPU, torch's intra-op thread count is set to 1 for the duration of the call
 and restored afterwards (the threadpoolctl pattern); the parallelism comes from the
@@ -33,9 +35,8 @@ workers instead. Do not run other torch work in parallel Python threads meanwhil
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterator
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from numbers import Integral
@@ -79,7 +80,9 @@ def _polar(magnitude: Tensor, phase: Tensor) -> Tensor:
     return torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
 
 
-def _output_length(n_frames: int, n_fft: int, hop_length: int, center: bool, length: int | None) -> int:
+def _output_length(
+    n_frames: int, n_fft: int, hop_length: int, center: bool, length: int | None
+) -> int:
     """Samples of the reconstruction; checks `length` gives back `n_frames` frames."""
     if length is None:
         return hop_length * (n_frames - 1) if center else hop_length * (n_frames - 1) + n_fft
@@ -156,7 +159,8 @@ def griffin_lim(
         raise ConfigError(f"momentum must be >= 0, got {momentum}")
     if workers is not None and (not isinstance(workers, Integral) or workers < 1):
         raise ConfigError(f"workers must be a positive number of threads, got {workers!r}")
-    n_fft, hop_length, win_length, n_iter = int(n_fft), int(hop_length), int(win_length), int(n_iter)
+    n_fft, hop_length = int(n_fft), int(hop_length)
+    win_length, n_iter = int(win_length), int(n_iter)
     magnitude = _check_magnitude(magnitude, n_fft)
     dtype, device = magnitude.dtype, magnitude.device
     lead, n_freq, n_frames = magnitude.shape[:-2], magnitude.shape[-2], magnitude.shape[-1]
@@ -183,7 +187,9 @@ def griffin_lim(
         raise ConfigError(f"init must be 'random', 'zeros' or a phase tensor, got {init!r}")
 
     window = analysis_window(window, win_length, n_fft).to(device=device, dtype=dtype)
-    engine = _FastGriffinLim(target, angles, window, n_fft, hop_length, center, out_length, momentum, workers)
+    engine = _FastGriffinLim(
+        target, angles, window, n_fft, hop_length, center, out_length, momentum, workers
+    )
     wave = engine.run(n_iter)
     return wave.reshape(*lead, out_length)
 
@@ -264,11 +270,11 @@ class _FastGriffinLim:
         # to `length` samples and the zero padding of the next analysis, in one multiply.
         inverse_envelope = torch.where(usable, 1.0 / torch.where(usable, envelope, 1.0), 0.0)
         self.inverse_envelope = inverse_envelope.view(self.n_blocks, hop_length)
-        self.signal = torch.empty(self.n_items, self.n_blocks, hop_length, dtype=dtype, device=device)
+        self.signal = target.new_empty(self.n_items, self.n_blocks, hop_length)
         self.signal_flat = self.signal.view(self.n_items, -1)
-        # STFTs of the last two consistent estimates, written in turn (no copy per pass)
-        self.rebuilt = (torch.empty_like(angles), torch.empty_like(angles))
-        self.step = 0
+        # STFT of the last consistent estimate, per analysed run of frames (the runs are the
+        # same every pass); new tensors replace old ones, nothing is copied
+        self.rebuilt: dict[tuple[int, int, int], Tensor] = {}
         # (column slice, window slice) of each hop-sized block of a frame; the last may be short
         self.frame_blocks = [
             (slice(j * hop_length, min((j + 1) * hop_length, n_fft)),
@@ -282,7 +288,6 @@ class _FastGriffinLim:
         most_items = max(seg.items.stop - seg.items.start for seg in self.segments)
         most_frames = max(seg.chunk for seg in self.segments) + 2 * self.blocks_per_frame
         self.scratch = [self._new_scratch(most_items, most_frames) for _ in range(self.workers)]
-        self.boundary_scratch = self._new_scratch(1, 2 * self.blocks_per_frame)
 
     # ---------------------------------------------------------------- planning
     def _plan(self, device: torch.device) -> list[_Segment]:
@@ -312,34 +317,32 @@ class _FastGriffinLim:
                 segments.append(segment)
         return segments
 
-    def _new_scratch(self, n_items: int, n_frames: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Flat buffers, viewed per chunk so every view is contiguous (FFT `out=`)."""
+    def _new_scratch(self, n_items: int, n_frames: int) -> tuple[Tensor, Tensor]:
+        """Flat buffers (frames, power), viewed per chunk so every view is contiguous."""
         size = n_items * n_frames
-        frames = self.signal.new_empty(size * self.n_fft)
-        spectrum = self.angles.new_empty(size * self.n_freq)
-        power = self.target.new_empty(size * self.n_freq)
-        return frames, spectrum, power
+        return self.signal.new_empty(size * self.n_fft), self.target.new_empty(size * self.n_freq)
 
     # ---------------------------------------------------------------- passes
     def run(self, n_iter: int) -> Tensor:
         """n_iter FGLA iterations, then the final synthesis; returns (batch, length)."""
         restore_threads = None
         if self.on_cpu and torch.get_num_threads() > 1:
-            # Kernels run single-threaded, the parallelism is across workers: one barrier per
-            # pass instead of one per (small) tensor op, which stalls badly when other
-            # processes share the cores.
+            # Kernels run single-threaded, the parallelism is across workers: no barrier per
+            # (small) tensor op, which stalls badly when other processes share the cores.
             restore_threads = torch.get_num_threads()
             torch.set_num_threads(1)
         try:
+            schedule = _Schedule(self, n_iter)
             if self.workers > 1:
                 with ThreadPoolExecutor(self.workers - 1, thread_name_prefix="griffin-lim") as pool:
-                    for step in range(n_iter + 1):
-                        self.step = step
-                        self._pass(analyse=step < n_iter, pool=pool)
+                    jobs = [
+                        pool.submit(schedule.work, self.scratch[w]) for w in range(1, self.workers)
+                    ]
+                    schedule.work(self.scratch[0])
+                    for job in jobs:
+                        job.result()
             else:
-                for step in range(n_iter + 1):
-                    self.step = step
-                    self._pass(analyse=step < n_iter, pool=None)
+                schedule.work(self.scratch[0])
         finally:
             if restore_threads is not None:
                 torch.set_num_threads(restore_threads)
@@ -348,35 +351,17 @@ class _FastGriffinLim:
             wave = torch.nn.functional.pad(wave, (0, self.out_length - wave.shape[-1]))
         return wave.clone()
 
-    def _pass(self, analyse: bool, pool: ThreadPoolExecutor | None) -> None:
-        """One sweep over all segments (in parallel), then the seams (serially)."""
-        next_segment = itertools.count()  # next() is atomic under the GIL
-        jobs = [
-            pool.submit(self._work, next_segment, self.scratch[w], analyse)
-            for w in range(1, self.workers)
-        ] if pool is not None else []
-        self._work(next_segment, self.scratch[0], analyse)
-        for job in jobs:
-            job.result()
+    def _finish_seam(self, seg: _Segment, analyse: bool, scratch: tuple[Tensor, Tensor]) -> None:
+        """Merge `seg`'s overflow into the next segment's first blocks, finish the seam frames."""
         k = self.blocks_per_frame
-        for seg in self.segments:
-            if seg.overflow is None:
-                continue
-            seam = slice(seg.stop, seg.stop + k - 1)
-            self.signal[seg.items, seam].add_(seg.overflow).mul_(self.inverse_envelope[seam])
-            if analyse:
-                self._analyse(seg.items, seg.stop - k + 1, seg.stop + k - 1, self.boundary_scratch)
+        seam = slice(seg.stop, seg.stop + k - 1)
+        self.signal[seg.items, seam].add_(seg.overflow).mul_(self.inverse_envelope[seam])
+        if analyse:
+            self._analyse(seg.items, seg.stop - k + 1, seg.stop + k - 1, scratch)
 
-    def _work(self, next_segment: Iterator[int], scratch: tuple[Tensor, Tensor, Tensor], analyse: bool) -> None:
-        for index in next_segment:
-            if index >= len(self.segments):
-                return
-            self._stream_segment(self.segments[index], scratch, analyse)
-
-    def _stream_segment(self, seg: _Segment, scratch: tuple[Tensor, Tensor, Tensor], analyse: bool) -> None:
-        k, hop = self.blocks_per_frame, self.hop
+    def _stream_segment(self, seg: _Segment, scratch: tuple[Tensor, Tensor], analyse: bool) -> None:
+        k = self.blocks_per_frame
         items, first, stop = seg.items, seg.first, seg.stop
-        n_items = items.stop - items.start
         ends_signal = stop == self.n_frames
         owned_stop = self.n_blocks if ends_signal else stop
         # blocks before first + k - 1 also receive the previous segment's overflow
@@ -384,12 +369,10 @@ class _FastGriffinLim:
         next_to_analyse = settled_from
         if seg.overflow is not None:
             seg.overflow.zero_()
-        frames_flat = scratch[0]
         for a in range(first, stop, seg.chunk):
             b = min(a + seg.chunk, stop)
-            n = b - a
-            frames = frames_flat[: n_items * n * self.n_fft].view(n_items, n, self.n_fft)
-            torch.fft.irfft(self.angles[items, a:b], n=self.n_fft, dim=-1, out=frames)
+            # (FFTs into fresh tensors: torch's `out=` variants compute elsewhere and copy)
+            frames = torch.fft.irfft(self.angles[items, a:b], n=self.n_fft, dim=-1)
             # zero the blocks this chunk touches first, then overlap-add windowed frames
             zero_from = a + k - 1 if a > first else first
             zero_to = min(b + k - 1, owned_stop)
@@ -400,7 +383,9 @@ class _FastGriffinLim:
                 lo, hi = a + j, b + j
                 own_hi = min(hi, owned_stop)
                 if own_hi > lo:
-                    self.signal[items, lo:own_hi, :width].addcmul_(frames[:, : own_hi - lo, columns], window_part)
+                    self.signal[items, lo:own_hi, :width].addcmul_(
+                        frames[:, : own_hi - lo, columns], window_part
+                    )
                 if hi > owned_stop:
                     spill = max(lo, owned_stop)
                     seg.overflow[:, spill - stop:hi - stop, :width].addcmul_(
@@ -421,35 +406,114 @@ class _FastGriffinLim:
                 self._analyse(items, next_to_analyse, ready, scratch)
                 next_to_analyse = ready
 
-    def _analyse(self, items: slice, first: int, stop: int, scratch: tuple[Tensor, Tensor, Tensor]) -> None:
+    def _analyse(self, items: slice, first: int, stop: int, scratch: tuple[Tensor, Tensor]) -> None:
         """Re-analyse frames [first, stop) and apply the momentum and magnitude projections."""
         n_items, n = items.stop - items.start, stop - first
-        frames_flat, spectrum_flat, power_flat = scratch
+        frames_flat, power_flat = scratch
         if n_items * n * self.n_fft > frames_flat.numel():  # only for unusually short chunks
-            frames_flat, spectrum_flat, power_flat = self._new_scratch(n_items, n)
+            frames_flat, power_flat = self._new_scratch(n_items, n)
         frames = frames_flat[: n_items * n * self.n_fft].view(n_items, n, self.n_fft)
-        spectrum = spectrum_flat[: n_items * n * self.n_freq].view(n_items, n, self.n_freq)
         power = power_flat[: n_items * n * self.n_freq].view(n_items, n, self.n_freq)
-        segment_signal = self.signal_flat[items, first * self.hop:(stop - 1) * self.hop + self.n_fft]
+        span = slice(first * self.hop, (stop - 1) * self.hop + self.n_fft)
+        segment_signal = self.signal_flat[items, span]
         torch.mul(segment_signal.unfold(-1, self.n_fft, self.hop), self.window, out=frames)
-        rebuilt = self.rebuilt[self.step % 2][items, first:stop]
-        if rebuilt.is_contiguous():
-            spectrum = rebuilt
-        torch.fft.rfft(frames, dim=-1, out=spectrum)
-        if spectrum is not rebuilt:
-            rebuilt.copy_(spectrum)
+        spectrum = torch.fft.rfft(frames, dim=-1)
         angles = self.angles[items, first:stop]
-        if self.step == 0:
+        key = (items.start, first, stop)
+        previous = self.rebuilt.get(key)
+        if previous is None:  # first iteration: no momentum yet
             angles.copy_(spectrum)
         else:
-            previous = self.rebuilt[(self.step + 1) % 2][items, first:stop]
             torch.add(spectrum, previous, alpha=-self.momentum_scale, out=angles)
+        self.rebuilt[key] = spectrum
         # angles *= target / |angles| on the real view: no hypot, no complex division
         pairs = torch.view_as_real(angles)
         real, imag = pairs[..., 0], pairs[..., 1]
         torch.mul(real, real, out=power)
         power.addcmul_(imag, imag).add_(self.tiny).rsqrt_().mul_(self.target[items, first:stop])
         angles.mul_(power)
+
+
+class _Schedule:
+    """Dataflow order of the work: no global barrier between iterations.
+
+    Tasks are "pass i of segment s" (synthesis, plus analysis while i < n_iter) and
+    "seam i after segment s" (merge the overflow into the next segment, finish the frames
+    that straddle the seam). Pass i + 1 of a segment waits only for the seams on both of
+    its sides from pass i; a seam waits for both of its segments' pass i. So a worker the
+    OS pauses holds up its neighbours, not everyone, and seams run in parallel too.
+    """
+
+    def __init__(self, engine: _FastGriffinLim, n_iter: int) -> None:
+        self.engine = engine
+        self.n_iter = n_iter
+        self.n_passes = n_iter + 1
+        self.segments = engine.segments
+        count = len(self.segments)
+        self.passes_done = [0] * count
+        # segments without a seam after them count as having all their seams done
+        self.seams_done = [
+            0 if seg.overflow is not None else self.n_passes for seg in self.segments
+        ]
+        self.busy_segment = [False] * count
+        self.busy_seam = [False] * count
+        seams = sum(self.n_passes - done for done in self.seams_done)
+        self.remaining = count * self.n_passes + seams
+        self.condition = threading.Condition()
+        self.failure: BaseException | None = None
+
+    def _ready(self) -> tuple[str, int, int] | None:
+        """The ready task with the lowest pass index (seams first), or None."""
+        best = None
+        for s, seg in enumerate(self.segments):
+            i = self.seams_done[s]
+            if (seg.overflow is not None and not self.busy_seam[s] and i < self.n_passes
+                    and self.passes_done[s] > i and self.passes_done[s + 1] > i):
+                if best is None or i < best[2] or (i == best[2] and best[0] == "pass"):
+                    best = ("seam", s, i)
+            i = self.passes_done[s]
+            if self.busy_segment[s] or i >= self.n_passes:
+                continue
+            left_ok = s == 0 or self.segments[s - 1].overflow is None or self.seams_done[s - 1] >= i
+            right_ok = seg.overflow is None or self.seams_done[s] >= i
+            if left_ok and right_ok and (best is None or i < best[2]):
+                best = ("pass", s, i)
+        return best
+
+    def work(self, scratch: tuple[Tensor, Tensor]) -> None:
+        """Run ready tasks until all are done (called by every worker thread)."""
+        engine = self.engine
+        while True:
+            with self.condition:
+                task = None
+                while self.remaining > 0 and self.failure is None:
+                    task = self._ready()
+                    if task is not None:
+                        break
+                    self.condition.wait()
+                if task is None:
+                    return
+                kind, s, i = task
+                (self.busy_seam if kind == "seam" else self.busy_segment)[s] = True
+            try:
+                if kind == "seam":
+                    engine._finish_seam(self.segments[s], i < self.n_iter, scratch)
+                else:
+                    engine._stream_segment(self.segments[s], scratch, i < self.n_iter)
+            except BaseException as exc:
+                with self.condition:
+                    self.failure = exc
+                    self.condition.notify_all()
+                raise
+            with self.condition:
+                if kind == "seam":
+                    self.busy_seam[s] = False
+                    self.seams_done[s] += 1
+                else:
+                    self.busy_segment[s] = False
+                    self.passes_done[s] += 1
+                self.remaining -= 1
+                self.condition.notify_all()
 
 
 def istft_with_phase(

@@ -77,7 +77,9 @@ def _check_stft_sizes(n_fft: int, hop_length: int, win_length: int) -> None:
         )
 
 
-def _check_wave(wave: Tensor, min_samples: int, transform: str, check_finite: bool = True) -> Tensor:
+def _check_wave(
+    wave: Tensor, min_samples: int, transform: str, check_finite: bool = True
+) -> Tensor:
     """Return `wave` as a floating tensor after checking its length and values.
 
     Parameters
@@ -377,7 +379,9 @@ class Decibel(nn.Module):
         ref = "per-item max" if self.reference is None else self.reference
         return f"reference={ref}, top_db={self.top_db}, amin={self.amin}"
 
-    def forward(self, spec: Tensor, reference: Tensor | float | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, spec: Tensor, reference: Tensor | float | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Magnitude (..., freq, frames) -> (dB (..., freq, frames), reference (..., 1, 1)).
 
         A `reference` passed here overrides the module's.
@@ -566,7 +570,10 @@ class MelSpectrogram(nn.Module):
 
 
 def dct_ortho_matrix(n_out: int, n_in: int) -> Tensor:
-    """Orthonormal DCT-II matrix, (n_out, n_in): ``y = D @ x`` equals scipy's dct(x, norm="ortho")[:n_out]."""
+    """Orthonormal DCT-II matrix (n_out, n_in).
+
+    ``D @ x`` equals ``scipy.fft.dct(x, type=2, norm="ortho", axis=0)[:n_out]``.
+    """
     k = torch.arange(n_out, dtype=torch.float64)[:, None]
     n = torch.arange(n_in, dtype=torch.float64)[None, :]
     basis = torch.cos(math.pi * k * (2 * n + 1) / (2 * n_in)) * math.sqrt(2.0 / n_in)
@@ -702,13 +709,17 @@ class Cqt(nn.Module):
         if not sample_rate or sample_rate <= 0:
             raise ConfigError(f"sample_rate must be positive (Hz), got {sample_rate}")
         if not isinstance(hop_length, (int, np.integer)) or hop_length < 1:
-            raise ConfigError(f"hop_length must be a positive number of samples, got {hop_length!r}")
+            raise ConfigError(
+                f"hop_length must be a positive number of samples, got {hop_length!r}"
+            )
         if not fmin > 0:
             raise ConfigError(f"fmin must be a positive frequency in Hz, got {fmin}")
         if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
             raise ConfigError(f"n_bins must be a positive integer, got {n_bins!r}")
         if not isinstance(bins_per_octave, (int, np.integer)) or bins_per_octave < 1:
-            raise ConfigError(f"bins_per_octave must be a positive integer, got {bins_per_octave!r}")
+            raise ConfigError(
+                f"bins_per_octave must be a positive integer, got {bins_per_octave!r}"
+            )
         top_hz = fmin * 2.0 ** ((n_bins - 1) / bins_per_octave)
         if top_hz >= sample_rate / 2:
             raise ConfigError(
@@ -737,7 +748,9 @@ class Cqt(nn.Module):
 
     def forward(self, wave: Tensor) -> Tensor:
         """Wave (..., samples) -> complex CQT (..., n_bins, frames)."""
-        wave = _check_wave(wave, self.hop_length, f"this CQT (hop {self.hop_length})", self.check_finite)
+        wave = _check_wave(
+            wave, self.hop_length, f"this CQT (hop {self.hop_length})", self.check_finite
+        )
         lead, n_samples = wave.shape[:-1], wave.shape[-1]
         kernel_dtype = self.filters.cqt_kernels_real.dtype
         out = self.filters(wave.reshape(-1, n_samples).to(kernel_dtype))  # (B, bins, frames, 2)
@@ -773,7 +786,8 @@ class SpectrogramConfig:
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
             raise ConfigError(f"sample_rate must be positive (Hz), got {self.sample_rate}")
-        _check_stft_sizes(self.n_fft, self.hop_length, self.n_fft if self.win_length is None else self.win_length)
+        win_length = self.n_fft if self.win_length is None else self.win_length
+        _check_stft_sizes(self.n_fft, self.hop_length, win_length)
         if self.compression not in COMPRESSIONS:
             raise ConfigError(
                 f"unknown spectrogram compression {self.compression!r}; "

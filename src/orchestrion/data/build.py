@@ -156,6 +156,36 @@ def write_manifest(out_dir: Path, dataset: str, config: dict[str, Any], total: i
     return manifest
 
 
+def check_same_settings(
+    out_dir: Path, config: dict[str, Any], ignore: tuple[str, ...] = ("command", "limit")
+) -> None:
+    """Refuse to resume into a folder built with other settings (its pieces would not match).
+
+    Raises
+    ------
+    ConfigError
+        Naming the settings that differ from the folder's manifest.
+    """
+    path = out_dir / MANIFEST_NAME
+    if not path.is_file():
+        return
+    config = json.loads(json.dumps(config))  # tuples -> lists, as the manifest stores them
+    try:
+        previous = json.loads(path.read_text()).get("config", {})
+    except (OSError, json.JSONDecodeError):
+        return
+    differ = sorted(
+        k for k in set(previous) | set(config) if k not in ignore and previous.get(k) != config.get(k)
+    )
+    if differ:
+        details = ", ".join(f"{k} {previous.get(k)!r} -> {config.get(k)!r}" for k in differ)
+        raise ConfigError(
+            f"this folder holds a build made with other settings ({details}); "
+            "use a new folder, or delete it to start again",
+            out_dir,
+        )
+
+
 # Worker-process state: each process builds its own renderer once (SoundFont loaded once).
 _WORKER: dict[str, Any] = {}
 
@@ -189,6 +219,7 @@ def run_build(
     """
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    check_same_settings(out_dir, config)
     keys = [item.key for item in items]
     if len(set(keys)) != len(keys):
         raise ConfigError("build items must have unique keys")

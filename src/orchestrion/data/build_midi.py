@@ -43,7 +43,6 @@ from orchestrion.data.build import (
 from orchestrion.data.build_urmp import (
     SKIPPED_SPLIT,
     check_fractions,
-    check_same_settings,
     skipped_summary,
     split_of_piece,
 )
@@ -162,7 +161,6 @@ def build_midi(
         "tempo_bpm": float(tempo_bpm),
         "command": current_command(),
     }
-    check_same_settings(out_dir, config)
     report = run_build(out_dir, "midi", items, write_score, config, workers=workers, shard=shard,
                        progress=progress)
     manifest = {**report.manifest, **skipped_summary(load_records(out_dir))}

@@ -25,7 +25,7 @@ from orchestrion.data.build import BuildItem, BuildReport, ItemResult, Shard, lo
 from orchestrion.data.gm_nsynth import nsynth_family, nsynth_instrument_str, nsynth_source
 from orchestrion.data.nsynth import FAMILIES, QUALITIES, SOURCES
 from orchestrion.data.instrument_choice import InstrumentChoice, resolve_instruments
-from orchestrion.data.render import FluidSynthRenderer
+from orchestrion.data.render import FluidSynthRenderer, RendererFactory
 from orchestrion.errors import ConfigError
 
 NSYNTH_SAMPLE_RATE = 16000
@@ -124,10 +124,6 @@ def plan_items(config: NSynthBuildConfig) -> list[BuildItem]:
     return items
 
 
-def make_renderer(soundfont: str | None = None) -> FluidSynthRenderer:
-    return FluidSynthRenderer(soundfont, sample_rate=NSYNTH_SAMPLE_RATE)
-
-
 def render_item(renderer: FluidSynthRenderer, out_dir: Path, item: BuildItem) -> ItemResult:
     """Render and write one note (worker function)."""
     entry, split = item.params["entry"], item.params["split"]
@@ -136,16 +132,6 @@ def render_item(renderer: FluidSynthRenderer, out_dir: Path, item: BuildItem) ->
     save_audio(out_dir / name, wave, NSYNTH_SAMPLE_RATE, subtype="PCM_16")
     return ItemResult(item.key, [name], duration_s=len(wave) / NSYNTH_SAMPLE_RATE, split=split,
                       extra={"entry": entry})
-
-
-class _RendererFactory:
-    """Picklable per-process setup: a renderer with the build's SoundFont."""
-
-    def __init__(self, soundfont: str | None) -> None:
-        self.soundfont = soundfont
-
-    def __call__(self) -> FluidSynthRenderer:
-        return make_renderer(self.soundfont)
 
 
 def write_examples_json(out_dir: Path) -> dict[str, int]:
@@ -172,7 +158,7 @@ def build_nsynth(
     items = plan_items(config)
     manifest_config = {**json.loads(json.dumps(config.__dict__)), "command": command}
     report = run_build(out_dir, "nsynth", items, render_item, manifest_config,
-                       setup=_RendererFactory(config.soundfont), workers=workers, shard=shard,
+                       setup=RendererFactory(config.soundfont, NSYNTH_SAMPLE_RATE), workers=workers, shard=shard,
                        progress=progress)
     write_examples_json(out_dir)
     return report

@@ -22,7 +22,7 @@ import pretty_midi
 from orchestrion.audio.io import save_audio
 from orchestrion.data.build import BuildItem, BuildReport, ItemResult, Shard, load_records, run_build, write_json
 from orchestrion.data.instrument_choice import InstrumentChoice, resolve_instruments
-from orchestrion.data.render import FluidSynthRenderer
+from orchestrion.data.render import FluidSynthRenderer, RendererFactory
 from orchestrion.errors import ConfigError
 
 PAIRS_JSON = "pairs.json"
@@ -121,14 +121,6 @@ def render_item(renderer: FluidSynthRenderer, out_dir: Path, item: BuildItem) ->
                              "velocity": params["notes"][0][3]})
 
 
-class _RendererFactory:
-    def __init__(self, soundfont: str | None, sample_rate: int) -> None:
-        self.soundfont, self.sample_rate = soundfont, sample_rate
-
-    def __call__(self) -> FluidSynthRenderer:
-        return FluidSynthRenderer(self.soundfont, sample_rate=self.sample_rate)
-
-
 def write_pairs_json(out_dir: Path, config: PairsBuildConfig) -> dict[str, Any]:
     source, target = resolve_instruments((config.source, config.target))
     pairs = [{"name": r["key"], "split": r["split"], "duration_s": r["duration_s"], **r["extra"]}
@@ -150,7 +142,7 @@ def build_pairs(
     out_dir = Path(out_dir)
     items = plan_items(config)
     report = run_build(out_dir, "pairs", items, render_item, {**asdict(config), "command": command},
-                       setup=_RendererFactory(config.soundfont, config.sample_rate), workers=workers,
+                       setup=RendererFactory(config.soundfont, config.sample_rate), workers=workers,
                        shard=shard, progress=progress)
     write_pairs_json(out_dir, config)
     return report

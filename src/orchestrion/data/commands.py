@@ -70,6 +70,8 @@ def register(app: typer.Typer, reports_errors) -> None:
         sr: Annotated[int, typer.Option(help="Sample rate in Hz.")] = 48000,
         limit: Annotated[int | None, typer.Option(help="At most this many pieces.")] = None,
         seed: Annotated[int, typer.Option(help="Seed for instrument draws and the split.")] = 0,
+        mix_peak: Annotated[float, typer.Option(help="Peak of each mix (fraction of full scale); 0 keeps FluidSynth's level.")] = 0.9,
+        dynamics: Annotated[bool, typer.Option(help="Seeded per-part dynamics instead of the scores' velocities.")] = False,
         workers: Workers = 1, shard: ShardOpt = "0/1", soundfont: SoundFont = None, quiet: Quiet = False,
     ) -> None:
         """URMP layout: AuMix, AuSep per part, Notes_*.txt, F0s_*.txt, Sco_*.mid, split by piece."""
@@ -77,7 +79,8 @@ def register(app: typer.Typer, reports_errors) -> None:
 
         report = build_urmp(out, scores=scores, ensembles=[e for e in ensembles.split(";") if e.strip()] or None,
                             sample_rate=sr, limit=limit, workers=workers, shard=shard, seed=seed,
-                            soundfont=soundfont, progress=not quiet)
+                            soundfont=soundfont, progress=not quiet, mix_peak=mix_peak or None,
+                            dynamics=dynamics)
         print(_summary(report))
 
     @data_app.command("pairs")

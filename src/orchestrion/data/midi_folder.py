@@ -9,8 +9,9 @@ Listing never parses MIDI; `MidiFolder.load` (and item access) parse one file wi
   here, like NSynth's. A row whose MIDI file is missing is a bad entry (DatasetError
   naming the csv line, or skipped with ``skip_bad=True``).
 - Otherwise every ``.mid`` / ``.midi`` file below the root is listed (recursively; ``._*``
-  files and hidden folders are ignored), and the split is drawn deterministically per
-  file: the first 8 bytes of the SHA-256 of the file's split key, read as a fraction of
+  files and hidden folders are ignored). A file below a top-level ``train/``, ``valid/``
+  (or ``validation/``) or ``test/`` folder, as `orchestrion data midi` writes them, takes
+  that split; any other file's split is drawn deterministically: the first 8 bytes of the SHA-256 of the file's split key, read as a fraction of
   2^64, fall into train / valid / test by `split_ratios` (default 80 / 10 / 10). The
   split key is the ``/``-separated path below the root, except for Lakh files (named by
   their 32-hex-digit MD5, ``lmd_full/<md5[0]>/<md5>.mid``), whose key is the MD5, so a
@@ -48,6 +49,17 @@ def split_key(relative_path: str) -> str:
     """The string a file's split is hashed from: the Lakh MD5 if the name is one, else the path."""
     stem = relative_path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return stem if _MD5_STEM.match(stem) else relative_path
+
+
+SPLIT_FOLDERS = ("train", "valid", "test")
+
+
+def folder_split(relative_path: str) -> str | None:
+    """The split a file's top-level folder names (``train/``, ``valid/``, ``test/``, as
+    `orchestrion data midi` writes them; ``validation/`` counts as valid), else None."""
+    top = relative_path.split("/", 1)[0].lower() if "/" in relative_path else ""
+    top = "valid" if top == "validation" else top
+    return top if top in SPLIT_FOLDERS else None
 
 
 def assign_split(relative_path: str, split_ratios: Sequence[float] = DEFAULT_SPLIT_RATIOS) -> str:
@@ -132,7 +144,8 @@ class MidiFolder(Dataset):
                 if file_name.lower().endswith(MIDI_SUFFIXES) and not is_resource_fork(file_name):
                     path = Path(folder) / file_name
                     relative = path.relative_to(self.root).as_posix()
-                    records.append(MidiFileRecord(path, relative, assign_split(relative, self.split_ratios)))
+                    split = folder_split(relative) or assign_split(relative, self.split_ratios)
+                    records.append(MidiFileRecord(path, relative, split))
         records.sort(key=lambda r: r.relative_path)
         return records
 

@@ -326,3 +326,15 @@ def _score_end_s(score: pretty_midi.PrettyMIDI) -> float:
 def _add_padded(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n = max(a.shape[1], b.shape[1])
     return np.pad(a, ((0, 0), (0, n - a.shape[1]))) + np.pad(b, ((0, 0), (0, n - b.shape[1])))
+
+
+class RendererFactory:
+    """Picklable per-process setup for dataset builds: makes a renderer with the build's
+    SoundFont and sample rate once in each worker process (the SoundFont loads once)."""
+
+    def __init__(self, soundfont: str | Path | None, sample_rate: int) -> None:
+        self.soundfont = None if soundfont is None else str(soundfont)
+        self.sample_rate = int(sample_rate)
+
+    def __call__(self) -> FluidSynthRenderer:
+        return FluidSynthRenderer(self.soundfont, sample_rate=self.sample_rate)

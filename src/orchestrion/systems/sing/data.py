@@ -22,6 +22,7 @@ instrument's trained range and evaluation can tell pitches never seen for an ins
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -191,9 +192,16 @@ def list_notes(
         if split not in present:
             return []
         return NSynthDataset(source.root, split=split, instruments=instruments).records
-    records = NSynthDataset(source.root, split=None, instruments=instruments).records
+    key = None if instruments is None else tuple(instruments)
+    records = _every_split(str(source.root), key)
     kept = [r for r in records if pair_split(r.instrument_str, r.pitch) == split]
     return sorted(kept, key=lambda r: r.note_str)
+
+
+@functools.lru_cache(maxsize=2)
+def _every_split(root: str, instruments: tuple[int | str, ...] | None) -> tuple[NoteRecord, ...]:
+    """Every note of every split folder (cached: the real NSynth's 305k entries take a while)."""
+    return tuple(NSynthDataset(root, split=None, instruments=instruments).records)
 
 
 def check_filter_matched(
@@ -251,7 +259,8 @@ class InstrumentEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "model_id": self.model_id, "dataset_id": self.dataset_id,
-                "instrument_str": self.instrument_str, "train_pitches": list(self.train_pitches)}
+                "instrument_str": self.instrument_str, "lowest_pitch": self.lowest_pitch,
+                "highest_pitch": self.highest_pitch, "train_pitches": list(self.train_pitches)}
 
 
 @dataclass(frozen=True)

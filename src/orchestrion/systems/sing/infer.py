@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from orchestrion.checkpoints import Checkpoint, CheckpointError, load_checkpoint, load_state_into
+from orchestrion.checkpoints import (
+    ASSETS_DIR,
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    load_state_into,
+)
 from orchestrion.errors import ConfigError, DatasetError
 from orchestrion.files import require_file
 from orchestrion.systems.sing.data import InstrumentEntry, InstrumentTable
@@ -133,7 +139,9 @@ class NoteModel:
         try:
             checkpoint = load_checkpoint(name_or_path, system=SYSTEM)
         except CheckpointError as exc:
-            if str(name_or_path) == DEFAULT_MODEL and not Path(DEFAULT_MODEL).exists():
+            shipped = ASSETS_DIR / DEFAULT_MODEL
+            if str(name_or_path) == DEFAULT_MODEL and not shipped.exists() \
+                    and not Path(DEFAULT_MODEL).exists():
                 raise CheckpointError(
                     f"the default model {DEFAULT_MODEL!r} is not shipped with this install; "
                     "train one with `orchestrion train note` and pass --model <its model folder>"

@@ -15,6 +15,11 @@ the latest earlier stage that has finished in this folder, so ``--stages finetun
 finished sequence stage fine-tunes it, and on a fresh folder trains end to end from scratch.
 A stage stops at its epochs (`SingConfig.*_epochs`), at `max_epochs_per_stage`,
 `max_steps_per_stage` batches or `max_minutes_per_stage`, whichever comes first.
+
+A stage stopped part-way through an epoch (crash, Ctrl-C) resumes at the same batch count,
+but the rest of that epoch is drawn from a fresh shuffle (the loader keeps no position).
+Each fresh stage is validated once before training, so the card shows where its held-out
+loss started.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -31,15 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from torch.utils.data import DataLoader, Subset
 
 from orchestrion.checkpoints import CheckpointError, load_checkpoint, load_state_into, save_checkpoint
 from orchestrion.data.records import NoteRecord
-from orchestrion.errors import ConfigError
+from orchestrion.errors import ConfigError, DatasetError
+from orchestrion.files import atomic_output
 from orchestrion.systems.sing.data import (
     DataSource,
     InstrumentTable,
@@ -50,7 +57,7 @@ from orchestrion.systems.sing.data import (
     resolve_instrument_filter,
     spread_subset,
 )
-from orchestrion.systems.sing.model import STAGES
+from orchestrion.systems.sing.model import STAGES, Sing
 from orchestrion.systems.sing.module import SingModule
 from orchestrion.systems.sing.presets import SingConfig, get_preset
 
@@ -89,6 +96,7 @@ class StageReport:
     train_loss: float
     val_loss: float
     val_waveform_l1: float
+    initial_val_loss: float = float("nan")
     skipped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,7 +106,8 @@ class StageReport:
     def from_dict(cls, values: dict[str, Any], skipped: bool = False) -> StageReport:
         return cls(str(values["stage"]), int(values["steps"]), float(values["minutes"]),
                    float(values["train_loss"]), float(values["val_loss"]),
-                   float(values["val_waveform_l1"]), skipped)
+                   float(values["val_waveform_l1"]),
+                   float(values.get("initial_val_loss", float("nan"))), skipped)
 
 
 @dataclass
@@ -120,8 +129,10 @@ class NoteTrainReport:
                  f"notes, {len(self.table)} instruments ({', '.join(self.table.names)})"]
         for report in self.stages:
             state = "already done" if report.skipped else f"{report.minutes:.1f} min"
+            start = "" if report.initial_val_loss != report.initial_val_loss else \
+                f"{report.initial_val_loss:.4f} -> "
             lines.append(f"  {report.stage:<11} {report.steps:>7} batches  {state:>12}  "
-                         f"train {report.train_loss:.4f}  held-out {report.val_loss:.4f}")
+                         f"train {report.train_loss:.4f}  held-out {start}{report.val_loss:.4f}")
         lines.append(f"exported {self.export_dir}")
         if self.evaluation is not None:
             lines.append(self.evaluation.format())
@@ -168,31 +179,11 @@ def _plan_run(
     run_path = out_dir / RUN_FILE
     source = describe_data(data_dir, split_mode)
     if run_path.is_file():
-        stored = _load_run(run_path)
-        config = SingConfig.from_dict(stored["sing"])
-        if preset is not None and preset != stored["preset"]:
-            raise ConfigError(f"this run uses preset {stored['preset']!r}, not {preset!r}", run_path)
-        requested = dataclasses.replace(config, **{k: v for k, v in overrides.items()})
-        changed = [f.name for f in dataclasses.fields(SingConfig)
-                   if f.name not in SCHEDULE_FIELDS
-                   and getattr(requested, f.name) != getattr(config, f.name)]
-        if changed:
-            raise ConfigError(
-                f"this run was started with other values of {', '.join(changed)}; only the "
-                f"epochs ({', '.join(SCHEDULE_FIELDS)}) may change when continuing it", run_path)
-        stored_source = DataSource(Path(stored["data"]["path"]), stored["data"]["kind"],
-                                   stored["data"]["split_mode"], stored["data"].get("command", ""))
-        if split_mode != "auto" and split_mode != stored_source.split_mode:
-            raise ConfigError(f"this run splits by {stored_source.split_mode!r}", run_path)
-        source = dataclasses.replace(source, split_mode=stored_source.split_mode)
-        instrument_filter = stored["data"].get("instrument_filter")
-        if instruments is not None and resolve_instrument_filter(instruments, source) != instrument_filter:
-            raise ConfigError(f"this run trains on instruments {instrument_filter}", run_path)
-        table = InstrumentTable.from_dict(stored)
-        plan = RunPlan(requested, stored["preset"], {**stored.get("overrides", {}), **overrides},
-                       table, source, instrument_filter)
-        records = list_notes(source, "train", instrument_filter)
-        return plan, records
+        try:
+            return _plan_from_run_file(run_path, source, preset, overrides, instruments, split_mode)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{RUN_FILE} is incomplete ({type(exc).__name__}: {exc})",
+                              run_path) from None
     preset = preset or "cpu"
     instrument_filter = resolve_instrument_filter(instruments, source)
     records = list_notes(source, "train", instrument_filter)
@@ -205,6 +196,40 @@ def _plan_run(
     if config.sample_rate != 16_000:
         raise ConfigError(f"NSynth notes are 16,000 Hz; the config says sample_rate = {config.sample_rate}")
     return RunPlan(config, preset, dict(overrides), table, source, instrument_filter), records
+
+
+def _plan_from_run_file(
+    run_path: Path,
+    source: DataSource,
+    preset: str | None,
+    overrides: dict[str, Any],
+    instruments: Sequence[str | int] | None,
+    split_mode: str,
+) -> tuple[RunPlan, list[NoteRecord]]:
+    """The plan stored in ``run.json``; `overrides` may change only the epochs."""
+    stored = _load_run(run_path)
+    config = SingConfig.from_dict(stored["sing"])
+    if preset is not None and preset != stored["preset"]:
+        raise ConfigError(f"this run uses preset {stored['preset']!r}, not {preset!r}", run_path)
+    requested = SingConfig.from_dict({**config.to_dict(), **overrides})
+    changed = [f.name for f in dataclasses.fields(SingConfig)
+               if f.name not in SCHEDULE_FIELDS
+               and getattr(requested, f.name) != getattr(config, f.name)]
+    if changed:
+        raise ConfigError(
+            f"this run was started with other values of {', '.join(changed)}; only the "
+            f"epochs ({', '.join(SCHEDULE_FIELDS)}) may change when continuing it", run_path)
+    stored_split_mode = stored["data"]["split_mode"]
+    if split_mode != "auto" and split_mode != stored_split_mode:
+        raise ConfigError(f"this run splits its data by {stored_split_mode!r}", run_path)
+    source = dataclasses.replace(source, split_mode=stored_split_mode)
+    instrument_filter = stored["data"].get("instrument_filter")
+    if instruments is not None and resolve_instrument_filter(instruments, source) != instrument_filter:
+        raise ConfigError(f"this run trains on instruments {instrument_filter}", run_path)
+    table = InstrumentTable.from_dict(stored)
+    plan = RunPlan(requested, stored["preset"], {**stored.get("overrides", {}), **overrides},
+                   table, source, instrument_filter)
+    return plan, list_notes(source, "train", instrument_filter)
 
 
 # --------------------------------------------------------------------------- lightning pieces
@@ -237,14 +262,21 @@ class StageClock(Callback):
 
 @contextlib.contextmanager
 def _quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's advice that does not apply on 2 CPU cores."""
+    """Silence Lightning's advice that does not apply on 2 CPU cores, and its info lines."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     with warnings.catch_warnings():
         for pattern in (".*does not have many workers.*", ".*GPU available but not used.*",
-                        ".*smaller than the logging interval.*", ".*LeafSpec.*",
+                        ".*smaller than the logging interval.*",
                         ".*Checkpoint directory .* exists and is not empty.*",
-                        ".*treespec, LeafSpec.*"):
+                        ".*resuming from a checkpoint that ended before the epoch ended.*",
+                        ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*"):
             warnings.filterwarnings("ignore", pattern)
-        yield
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
 
 
 def _stage_dir(out_dir: Path, stage: str) -> Path:
@@ -362,8 +394,10 @@ def train_note(
         raise ConfigError(f"--resume: nothing to resume in {out_dir} (no {RUN_FILE})")
     plan, train_records = _plan_run(data_dir, out_dir, preset, overrides, instruments, split_mode)
     config = plan.config
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RUN_FILE).write_text(json.dumps(plan.to_dict(), indent=1, sort_keys=True) + "\n")
+    if rank_zero_only.rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_output(out_dir / RUN_FILE) as tmp:
+            tmp.write_text(json.dumps(plan.to_dict(), indent=1, sort_keys=True) + "\n")
 
     train_set = SingNotes(train_records, plan.table, config.n_samples)
     valid_set = SingNotes(list_notes(plan.source, "valid", plan.instrument_filter), plan.table,
@@ -389,22 +423,26 @@ def train_note(
                 strategy, progress,
             ))
 
-    last_stage = next((s for s in reversed(STAGES) if _stage_finished(out_dir, s)), None)
-    if last_stage is None:  # only when `stages` was empty of trainable work
-        raise ConfigError("no stage has finished in this run; nothing to export")
+    export_dir = out_dir / EXPORT_DIR
+    if rank_zero_only.rank != 0:  # other DDP processes: rank 0 evaluates and exports
+        return NoteTrainReport(out_dir, export_dir, reports, plan.table, len(train_set),
+                               len(valid_set), None, (time.monotonic() - started) / 60)
+    last_stage = next(s for s in reversed(STAGES) if _stage_finished(out_dir, s))
     checkpoint = load_checkpoint(_final_dir(out_dir, last_stage), system=SYSTEM)
-    from orchestrion.systems.sing.model import Sing
-
     sing = Sing(config)
     load_state_into(sing, checkpoint)
-    note_model = NoteModel(sing, plan.table, path=out_dir / EXPORT_DIR)
+    note_model = NoteModel(sing, plan.table, path=export_dir)
     evaluation = None
     if evaluate_notes > 0 and last_stage != "autoencoder":
-        evaluation = evaluate_note(note_model, plan.source.root, split="test", limit=evaluate_notes,
-                                   split_mode=plan.source.split_mode, progress=progress)
+        try:
+            evaluation = evaluate_note(note_model, plan.source.root, split="test",
+                                       limit=evaluate_notes, split_mode=plan.source.split_mode,
+                                       progress=progress)
+        except DatasetError as exc:
+            warnings.warn(f"no evaluation in the model card: {exc}", stacklevel=2)
     all_reports = [_finished_report(out_dir, s) for s in STAGES if _stage_finished(out_dir, s)]
-    export_dir = export_note_model(
-        note_model, out_dir / EXPORT_DIR, plan=plan, stage_reports=all_reports,
+    export_note_model(
+        note_model, export_dir, plan=plan, stage_reports=all_reports,
         train_notes=len(train_set), valid_notes=len(valid_set), evaluation=evaluation,
         command=command,
     )
@@ -489,6 +527,9 @@ def _train_stage(
         log_every_n_steps=max(1, min(25, batches)),
     )
     last = _last_ckpt(out_dir, stage)
+    initial_val_loss = float("nan")
+    if not last.is_file():  # a fresh stage: measure where it starts
+        initial_val_loss = _metric(trainer.validate(module, valid_loader, verbose=False)[0], "val/loss")
     if epochs > 0 and (max_steps is None or max_steps > 0):
         trainer.fit(module, train_loader, valid_loader,
                     ckpt_path=str(last) if last.is_file() else None)
@@ -501,6 +542,7 @@ def _train_stage(
         train_loss=train_loss,
         val_loss=_metric(validation, "val/loss"),
         val_waveform_l1=_metric(validation, "val/waveform_l1"),
+        initial_val_loss=initial_val_loss,
     )
     if trainer.is_global_zero:
         card = (f"# note (SING) stage `{stage}`\n\n- {report.steps} batches, {report.minutes:.1f} min\n"
@@ -533,8 +575,8 @@ def export_note_model(
     config = plan.config
     counts = model.sing.count_parameters()
     stage_rows = [
-        f"| {r.stage} | {r.steps:,} | {r.minutes:.1f} | {r.train_loss:.4f} | {r.val_loss:.4f} | "
-        + ("-" if r.val_waveform_l1 != r.val_waveform_l1 else f"{r.val_waveform_l1:.4f}") + " |"
+        f"| {r.stage} | {r.steps:,} | {r.minutes:.1f} | {r.train_loss:.4f} | "
+        f"{_number(r.initial_val_loss)} | {r.val_loss:.4f} | {_number(r.val_waveform_l1)} |"
         for r in stage_reports
     ]
     instrument_rows = [f"| {e.name} | {e.instrument_str} | {e.lowest_pitch}-{e.highest_pitch} | "
@@ -567,8 +609,9 @@ def export_note_model(
         "",
         "## Training (held-out = validation notes of unseen (instrument, pitch) pairs)",
         "",
-        "| stage | batches | minutes | last train loss | held-out loss | held-out waveform L1 |",
-        "|---|---|---|---|---|---|",
+        "| stage | batches | minutes | last train loss | held-out loss at start | held-out loss "
+        "| held-out waveform L1 |",
+        "|---|---|---|---|---|---|---|",
         *stage_rows,
         "",
     ])
@@ -583,7 +626,6 @@ def export_note_model(
     return save_checkpoint(folder, SYSTEM, document, model.sing.state_dict(), card)
 
 
-def torch_threads(count: int | None) -> None:
-    """Pin torch's intra-op threads (2 on our machines)."""
-    if count:
-        torch.set_num_threads(count)
+def _number(value: float) -> str:
+    return "-" if value != value else f"{value:.4f}"
+

@@ -1,0 +1,271 @@
+"""Command line of the render system: `orchestrion render`, `evaluate render`, `train render`.
+
+:func:`register` attaches them to the root app and to the shared ``train`` / ``evaluate``
+groups that ``orchestrion.cli`` owns (so other systems add ``train note`` etc. beside
+them). Heavy imports (torch, lightning) happen inside the commands, so ``orchestrion
+--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestrion.errors import ConfigError
+
+DEFAULT_MODEL = (
+    "render-cpu"  # == orchestrion.systems.organ.infer.DEFAULT_MODEL (not imported: no torch here)
+)
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Shipped model name or checkpoint folder.")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def _err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["key=value", ...]`` -> dict; values are read as JSON when they parse (numbers,
+    true/false, null, lists), else kept as text (``encoding=binary``)."""
+    overrides: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"--set takes key=value (e.g. --set base_width=8), got {item!r}")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
+
+
+def _load_model(name: str, deterministic: bool = False):
+    from orchestrion.checkpoints import CheckpointError
+    from orchestrion.systems.organ.infer import RenderModel
+
+    try:
+        return RenderModel.from_pretrained(name, deterministic=deterministic)
+    except CheckpointError as exc:
+        if name == DEFAULT_MODEL and exc.path is not None and not exc.path.exists():
+            raise CheckpointError(
+                f"the shipped model `{DEFAULT_MODEL}` is not installed in this orchestrion; "
+                "pass --model FOLDER (a model trained with `orchestrion train render`)"
+            ) from None
+        raise
+
+
+def register(
+    app: typer.Typer, reports_errors, *, train: typer.Typer, evaluate: typer.Typer
+) -> None:
+    """Attach `render` to the root app, `render` to the `train` and `evaluate` groups."""
+
+    @app.command("render")
+    @reports_errors
+    def render(
+        score: Annotated[Path, typer.Argument(help="MIDI score (.mid).")],
+        output: Annotated[
+            Path, typer.Option("-o", "--output", help="Audio file to write (.wav, .flac, ...).")
+        ],
+        model: ModelOpt = DEFAULT_MODEL,
+        sr: Annotated[
+            int | None,
+            typer.Option("--sr", help="Output sample rate in Hz (default: the model's)."),
+        ] = None,
+        per_track: Annotated[
+            bool, typer.Option("--per-track", help="Render each instrument alone and mix.")
+        ] = False,
+        iters: Annotated[int, typer.Option("--iters", help="Griffin-Lim iterations.")] = 32,
+        seed: Annotated[
+            int, typer.Option("--seed", help="Seed of the dropout noise and the phase.")
+        ] = 0,
+        no_noise_subtraction: Annotated[
+            bool,
+            typer.Option("--no-noise-subtraction", help="Keep the generator's background noise."),
+        ] = False,
+        deterministic: Annotated[
+            bool, typer.Option("--deterministic", help="Switch the generator's dropout noise off.")
+        ] = False,
+        quiet: Quiet = False,
+    ) -> None:
+        """Render SCORE to audio with the orGAN model (score -> spectrogram -> Griffin-Lim)."""
+        from orchestrion.audio.io import AUDIO_SUFFIXES, save_audio
+        from orchestrion.files import require_file
+        from orchestrion.systems.organ.infer import render_score
+
+        require_file(score)
+        if output.suffix.lower() not in AUDIO_SUFFIXES:
+            raise ConfigError(
+                f"cannot write {output.suffix or 'files without a suffix'}; "
+                f"use one of {', '.join(AUDIO_SUFFIXES)}",
+                output,
+            )
+        render_model = _load_model(model, deterministic)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the result lists them; printed once below
+            result = render_score(
+                score,
+                render_model,
+                sample_rate=sr,
+                per_track=per_track,
+                n_iter=iters,
+                seed=seed,
+                noise_subtraction=not no_noise_subtraction,
+                progress=not quiet and sys.stderr.isatty(),
+            )
+        save_audio(output, result.audio, result.sample_rate)
+        for message in result.warnings:
+            _err(f"warning: {message}")
+        print(f"wrote {output}: {result.duration_s:.2f} s at {result.sample_rate} Hz")
+
+    @evaluate.command("render")
+    @reports_errors
+    def evaluate_render_command(
+        data: Annotated[Path, typer.Option("--data", help="URMP-format folder with splits.json.")],
+        model: ModelOpt = DEFAULT_MODEL,
+        split: Annotated[
+            str, typer.Option("--split", help="Held-out split (empty test -> valid).")
+        ] = "test",
+        limit: Annotated[
+            int | None, typer.Option("--limit", help="At most this many pieces.")
+        ] = None,
+        png: Annotated[
+            Path | None, typer.Option("--png", help="Side-by-side spectrogram PNG to write.")
+        ] = None,
+        max_chunks: Annotated[
+            int, typer.Option("--max-chunks", help="Chunks for Table 6.3 at most.")
+        ] = 128,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of dropout, SWD and phase.")] = 0,
+        quiet: Quiet = False,
+    ) -> None:
+        """Table 6.3 on held-out chunks and the audio protocol on whole held-out pieces."""
+        from orchestrion.systems.organ.evaluate import evaluate_render
+
+        render_model = _load_model(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = evaluate_render(
+                render_model,
+                data,
+                split=split,
+                limit=limit,
+                out_png=png,
+                max_chunks=max_chunks,
+                seed=seed,
+                progress=not quiet and sys.stderr.isatty(),
+            )
+        print(report.format())
+
+    @train.command("render")
+    @reports_errors
+    def train_render_command(
+        data: Annotated[Path, typer.Option("--data", help="URMP-format folder with splits.json.")],
+        out: Annotated[
+            Path, typer.Option("--out", help="Run folder: checkpoints/, logs/, model/.")
+        ],
+        preset: Annotated[str, typer.Option("--preset", help="cpu or paper.")] = "cpu",
+        max_steps: Annotated[
+            int, typer.Option("--max-steps", help="Generator steps at most.")
+        ] = 20_000,
+        max_minutes: Annotated[
+            float | None, typer.Option("--max-minutes", help="Stop after this long.")
+        ] = None,
+        seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+        resume: Annotated[
+            bool, typer.Option("--resume", help="Continue from OUT/checkpoints/last.ckpt.")
+        ] = False,
+        checkpoint_minutes: Annotated[
+            float, typer.Option("--checkpoint-minutes", help="Save every N minutes.")
+        ] = 10.0,
+        validate_every: Annotated[
+            int, typer.Option("--validate-every", help="Validate every N steps.")
+        ] = 500,
+        devices: Annotated[
+            int, typer.Option("--devices", help="Devices (processes) to train on.")
+        ] = 1,
+        strategy: Annotated[
+            str, typer.Option("--strategy", help="Lightning strategy, e.g. ddp.")
+        ] = "auto",
+        workers: Annotated[
+            int, typer.Option("--workers", "-j", help="Data loader worker processes.")
+        ] = 0,
+        overrides: Annotated[
+            list[str] | None,
+            typer.Option("--set", help="Preset field override key=value (repeatable)."),
+        ] = None,
+        quiet: Quiet = False,
+    ) -> None:
+        """Train the orGAN render model on URMP-format data and export a checkpoint folder."""
+        from orchestrion.data.build import current_command
+        from orchestrion.systems.organ.train import train_render
+
+        for name, value in (
+            ("--max-steps", max_steps),
+            ("--devices", devices),
+            ("--validate-every", validate_every),
+        ):
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+        if max_minutes is not None and not max_minutes > 0:
+            raise ConfigError(f"--max-minutes must be positive, got {max_minutes}")
+        if not checkpoint_minutes > 0:
+            raise ConfigError(f"--checkpoint-minutes must be positive, got {checkpoint_minutes}")
+        if not data.is_dir():
+            raise ConfigError("--data: no such folder", data)
+        loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+        levels = [logger.level for logger in loggers]
+        try:
+            if quiet:
+                for logger in loggers:
+                    logger.setLevel(logging.WARNING)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                report = train_render(
+                    data,
+                    out,
+                    preset=preset,
+                    overrides=parse_overrides(overrides),
+                    max_steps=max_steps,
+                    max_minutes=max_minutes,
+                    seed=seed,
+                    resume=resume,
+                    checkpoint_minutes=checkpoint_minutes,
+                    validate_every=validate_every,
+                    devices=devices,
+                    strategy=strategy,
+                    num_workers=workers,
+                    command=current_command(),
+                    progress=not quiet,
+                )
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+        # ours only: Lightning's deprecation notices are not for our users
+        for message in dict.fromkeys(
+            str(w.message) for w in caught if "orchestrion" in (w.filename or "")
+        ):
+            _err(f"warning: {message}")
+        metrics = ", ".join(
+            f"{k.split('/', 1)[-1]} {v:.4f}" for k, v in sorted(report.metrics.items())
+        )
+        print(
+            f"model: {report.export_dir} ({report.steps} steps, {report.minutes:.1f} min"
+            + (f"; {metrics}" if metrics else "")
+            + ")"
+        )
+        print(
+            f"checkpoint: {report.out_dir / 'checkpoints' / 'last.ckpt'} (continue with --resume)"
+        )
+        print(f"render with: orchestrion render SCORE.mid -o OUT.wav --model {report.export_dir}")
+
+
+__all__ = ["parse_overrides", "register"]

@@ -1,0 +1,577 @@
+"""orGAN inference, evaluation and command line: lengths, windows and seams, the streamed roll,
+instrument substitution, errors, and the real `render` / `evaluate render` / `train render`
+commands on real files (tiny randomly initialised models, a tiny built dataset)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from orchestrion.checkpoints import CheckpointError, save_checkpoint
+from orchestrion.cli import app
+from orchestrion.errors import EmptyScoreError, MidiReadError
+from orchestrion.symbolic import DrumTrackWarning, InstrumentVocabulary, score_to_pianoroll
+from orchestrion.systems.organ import get_preset
+from orchestrion.systems.organ.infer import (
+    RenderModel,
+    RenderWarning,
+    StreamingRoll,
+    WindowPlan,
+    griffin_lim_blocks,
+    render_score,
+    substitute_slot,
+    trained_slots_of,
+)
+
+SR, HOP = 16000, 256
+FRAME_RATE = SR / HOP
+VOCABULARY = InstrumentVocabulary.default()
+runner = CliRunner()
+
+
+def tiny_config(**overrides):
+    return get_preset("cpu", base_width=4, discriminator_width=0.125, **overrides)
+
+
+def make_score(
+    parts: list[tuple[int, int]], seconds: float, held: bool = False, drums: bool = False
+) -> pretty_midi.PrettyMIDI:
+    """Parts of (GM program, base pitch): half-second notes stepping up, or one held note."""
+    score = pretty_midi.PrettyMIDI()
+    for program, base in parts:
+        inst = pretty_midi.Instrument(
+            program=program, name=pretty_midi.program_to_instrument_name(program)
+        )
+        if held:
+            inst.notes.append(pretty_midi.Note(90, base, 0.0, seconds))
+        else:
+            for k in range(int(math.ceil(seconds / 0.5))):
+                inst.notes.append(
+                    pretty_midi.Note(80, base + k % 5, 0.5 * k, min(0.5 * k + 0.5, seconds))
+                )
+        score.instruments.append(inst)
+    if drums:
+        kit = pretty_midi.Instrument(program=0, is_drum=True, name="Kit")
+        kit.notes = [pretty_midi.Note(100, 36, 0.5 * k, 0.5 * k + 0.1) for k in range(4)]
+        score.instruments.append(kit)
+    return score
+
+
+def write_score(path: Path, score: pretty_midi.PrettyMIDI) -> Path:
+    score.write(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> RenderModel:
+    torch.manual_seed(0)
+    return RenderModel.from_config(tiny_config())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny random render model saved as a real checkpoint folder."""
+    from orchestrion.systems.organ import OrganModel
+
+    torch.manual_seed(0)
+    config = tiny_config()
+    network = OrganModel.from_config(config)
+    folder = tmp_path_factory.mktemp("models") / "tiny-render"
+    return save_checkpoint(
+        folder, "render", config.to_dict(), network.state_dict(), "# tiny render model\n"
+    )
+
+
+def assert_clean_failure(result, out_dir: Path, *needles: str) -> None:
+    """Exit 1, one line naming the problem, no traceback, nothing written in out_dir."""
+    assert result.exit_code == 1, result.output
+    text = result.output.strip()
+    assert "Traceback" not in text
+    assert len(text.splitlines()) == 1, text
+    for needle in needles:
+        assert needle in text, text
+    leftovers = [p.name for p in out_dir.iterdir()] if out_dir.exists() else []
+    assert leftovers == [], leftovers
+
+
+# -- rendering -------------------------------------------------------------------------
+
+
+def test_render_has_the_score_length_plus_tail_and_is_finite_and_audible(tiny_model):
+    score = make_score([(40, 67), (42, 48)], 3.0)
+    result = render_score(score, tiny_model, n_iter=8)
+    assert result.sample_rate == SR
+    assert len(result.audio) == round((3.0 + 0.5) * SR)  # score end + default 0.5 s tail
+    assert result.audio.dtype == np.float32 and np.isfinite(result.audio).all()
+    assert np.sqrt(np.mean(result.audio**2)) > 0
+    assert result.spectrogram.shape == (513, 1 + len(result.audio) // HOP)
+    loud = render_score(score, tiny_model, n_iter=8, noise_subtraction=False)
+    assert np.sqrt(np.mean(loud.audio**2)) > np.sqrt(np.mean(result.audio**2))
+    resampled = render_score(score, tiny_model, n_iter=0, sample_rate=22050, tail_s=0.25)
+    assert resampled.sample_rate == 22050
+    assert abs(len(resampled.audio) - 3.25 * 22050) <= 22050 / FRAME_RATE  # within a frame
+
+
+def test_render_is_reproducible_and_independent_of_worker_threads(tiny_model):
+    score = make_score([(40, 67), (73, 72)], 5.0)
+    one = render_score(score, tiny_model, n_iter=4, seed=3, workers=1)
+    two = render_score(score, tiny_model, n_iter=4, seed=3, workers=2)
+    np.testing.assert_array_equal(one.audio, two.audio)
+    assert torch.get_num_threads() >= 1  # restored after the threaded section
+
+
+def test_windowed_render_equals_whole_render_where_windows_overlap_enough():
+    """Dropout off, a U-Net of depth 3 (receptive field well inside the dropped margins),
+    window hop a multiple of 2**depth: the windows reproduce the one-pass render."""
+    torch.manual_seed(0)
+    model = RenderModel.from_config(tiny_config(depth=3), deterministic=True)
+    score = make_score([(40, 67), (42, 48), (73, 72)], 12.0)
+    whole = render_score(score, model, window_s=20.0, n_iter=0, noise_subtraction=False)
+    windowed = render_score(
+        score,
+        model,
+        window_s=255 * HOP / SR,
+        overlap_s=128 / FRAME_RATE,
+        n_iter=0,
+        noise_subtraction=False,
+    )
+    assert WindowPlan.build(whole.spectrogram.shape[1], 256, 128).count > 3
+    np.testing.assert_allclose(windowed.spectrogram, whole.spectrogram, atol=1e-5)
+
+
+def _fade_vs_interior_db(model: RenderModel, crossfade: str) -> float:
+    score = make_score([(40, 67), (42, 48)], 12.0, held=True)
+    result = render_score(score, model, n_iter=0, crossfade=crossfade)
+    energy_db = 10 * np.log10(np.expm1(result.spectrogram).sum(axis=0) + 1e-20)
+    config = model.config
+    plan = WindowPlan.build(
+        result.spectrogram.shape[1], config.chunk_frames, round(0.5 * FRAME_RATE)
+    )
+    centres, interiors = [], []
+    for k in range(1, plan.count - 1):
+        centre = plan.start(k) + plan.overlap // 2
+        centres.append(energy_db[centre - 2 : centre + 2].mean())
+        interiors.append(
+            energy_db[plan.start(k) + plan.overlap + 8 : plan.start(k) + plan.hop - 8].mean()
+        )
+    return float(np.mean(centres) - np.mean(interiors))
+
+
+def test_no_seam_at_window_boundaries_with_the_power_crossfade(tiny_model):
+    """A held chord: the level mid-fade equals the level inside the windows (power fade);
+    a magnitude-domain fade of the same windows dips (why power is the default)."""
+    power = _fade_vs_interior_db(tiny_model, "power")
+    magnitude = _fade_vs_interior_db(tiny_model, "magnitude")
+    assert abs(power) < 0.3, power
+    assert magnitude < power - 0.5, (magnitude, power)
+
+
+def test_window_weights_are_a_partition_of_unity():
+    plan = WindowPlan.build(1000, 126, 31)
+    total = np.zeros(plan.padded_frames)
+    for k in range(plan.count):
+        total[plan.start(k) : plan.start(k) + plan.window] += plan.weights(k)
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+    assert plan.padded_frames >= 1000 and plan.count == 1 + math.ceil((1000 - 126) / 95)
+    assert WindowPlan.build(50, 126, 31).count == 1
+
+
+def test_per_track_mode_runs_and_differs_from_the_mix(tiny_model):
+    score = make_score([(40, 67), (42, 48)], 3.0)
+    mixed = render_score(score, tiny_model, n_iter=0, noise_subtraction=False)
+    tracks = render_score(score, tiny_model, n_iter=0, noise_subtraction=False, per_track=True)
+    assert tracks.audio.shape == mixed.audio.shape and np.isfinite(tracks.audio).all()
+    assert not np.allclose(tracks.spectrogram, mixed.spectrogram)
+    solo = make_score([(40, 67)], 3.0)  # one slot: per-track is the same render
+    np.testing.assert_array_equal(
+        render_score(solo, tiny_model, n_iter=0, per_track=True).spectrogram,
+        render_score(solo, tiny_model, n_iter=0).spectrogram,
+    )
+
+
+def test_streamed_roll_equals_the_whole_roll():
+    """Random notes with re-strikes, overlaps and sub-frame notes, cut anywhere."""
+    rng = np.random.default_rng(0)
+    score = pretty_midi.PrettyMIDI()
+    tracks = []
+    for program in (40, 71, 60):
+        inst = pretty_midi.Instrument(program=program)
+        t = 0.0
+        for _ in range(80):
+            duration = float(rng.choice([0.004, 0.012, 0.03, 0.1, 0.4]))
+            inst.notes.append(
+                pretty_midi.Note(
+                    int(rng.integers(1, 128)), int(rng.integers(60, 64)), t, t + duration
+                )
+            )
+            t += float(rng.choice([0.0, 0.006, 0.016, duration, 0.1]))
+        score.instruments.append(inst)
+        tracks.append((VOCABULARY.slot_for_program(program).index, inst))
+    total = int(score.get_end_time() * FRAME_RATE) + 5
+    roll, onsets = score_to_pianoroll(
+        score, FRAME_RATE, mode="velocity", onsets=True, n_frames=total + 10
+    )
+    stream = StreamingRoll(tracks, FRAME_RATE, VOCABULARY)
+    cuts = [(0, total), (17, 230), (100, 101)] + [
+        tuple(sorted(rng.choice(total, 2, replace=False))) for _ in range(20)
+    ]
+    for first, stop in cuts:
+        part_roll, part_onsets = stream.frames(int(first), int(stop))
+        np.testing.assert_array_equal(part_roll, roll[..., first:stop])
+        np.testing.assert_array_equal(part_onsets, onsets[..., first:stop])
+
+
+def test_griffin_lim_blocks_match_one_call_without_a_seam():
+    from orchestrion.audio.phase import griffin_lim, spectral_convergence
+    from orchestrion.audio.spectral import Stft
+
+    t = np.arange(SR * 12) / SR
+    pitch = 220 * 2 ** (np.floor(t * 2) % 7 / 12)  # a note every half second
+    wave = sum(np.sin(2 * np.pi * k * np.cumsum(pitch) / SR) / k for k in range(1, 6)).astype(
+        np.float32
+    )
+    stft = Stft(1024, HOP)
+    target = stft(torch.from_numpy(wave)).abs()
+    length = len(wave)
+    one = griffin_lim(
+        target, 1024, HOP, 16, length=length, generator=torch.Generator().manual_seed(0)
+    )
+    blocks = griffin_lim_blocks(
+        target,
+        1024,
+        HOP,
+        length,
+        16,
+        torch.Generator().manual_seed(0),
+        block_frames=250,
+        overlap_frames=63,
+    )
+    assert blocks.shape == (length,)
+    estimates = {"one": stft(one).abs(), "blocks": stft(torch.from_numpy(blocks)).abs()}
+    sc = {name: float(spectral_convergence(target, e)) for name, e in estimates.items()}
+    assert sc["blocks"] < sc["one"] + 0.05, sc
+    level_db = {
+        name: (10 * torch.log10(e.square().sum(0) / target.square().sum(0))).numpy()
+        for name, e in estimates.items()
+    }
+    assert np.abs(level_db["blocks"]).mean() < np.abs(level_db["one"]).mean() + 0.1
+    n_frames = target.shape[1]  # seams where the blocks (250 frames, overlap 63) meet
+    count = math.ceil((n_frames - 63) / (250 - 63))
+    core = math.ceil((n_frames - 63) / count)
+    for seam in [j * core + 31 for j in range(1, count)]:  # a single call errs as much here
+        near = np.abs(level_db["blocks"][seam - 16 : seam + 16])
+        assert near.mean() < 0.5 and near.max() < 2.0, (seam, near.mean(), near.max())
+
+
+# -- instruments -----------------------------------------------------------------------
+
+
+def test_drums_are_skipped_with_a_warning(tiny_model):
+    score = make_score([(40, 67)], 2.0, drums=True)
+    with pytest.warns(DrumTrackWarning):
+        result = render_score(score, tiny_model, n_iter=0)
+    assert any("drum" in message for message in result.warnings)
+    assert len(result.audio) == round(2.5 * SR)
+
+
+def test_an_unlearned_slot_is_played_by_a_named_substitute(tiny_model):
+    score = make_score([(0, 55)], 2.0)  # piano: not a URMP slot, never learned by default
+    with pytest.warns(RenderWarning, match="piano.*cello"):
+        result = render_score(score, tiny_model, n_iter=0)
+    assert any("never learned" in m and "cello" in m for m in result.warnings)
+
+
+def test_substitutes_follow_register_then_family():
+    slot = VOCABULARY.by_name
+    urmp = [s.index for s in VOCABULARY if s.is_urmp]
+    assert substitute_slot(slot("voice"), [67, 72, 76], urmp, VOCABULARY).name == "clarinet"
+    assert substitute_slot(slot("plucked strings"), [40, 45, 52], urmp, VOCABULARY).name == "cello"
+    assert substitute_slot(slot("piano"), [84, 88, 96], urmp, VOCABULARY).name == "violin"
+    only = [slot("violin").index, slot("flute").index]
+    assert substitute_slot(slot("cello"), [45, 52, 57, 60], only, VOCABULARY).name == "violin"
+
+
+def test_trained_slots_come_from_config_then_card_then_urmp():
+    urmp = tuple(s.index for s in VOCABULARY if s.is_urmp)
+    assert trained_slots_of({}, "", VOCABULARY) == urmp
+    assert trained_slots_of({}, "- trained slots: violin, `flute`\n", VOCABULARY) == (0, 4)
+    assert trained_slots_of(
+        {"trained_slots": ["piano", 2]}, "trained slots: violin", VOCABULARY
+    ) == (2, 13)
+
+
+def test_a_checkpoint_listing_trained_slots_substitutes_the_others(checkpoint, tmp_path):
+    document = json.loads((checkpoint / "config.json").read_text())
+    document["config"]["trained_slots"] = ["violin", "flute"]
+    folder = tmp_path / "two-slots"
+    from orchestrion.checkpoints import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint, "render")
+    save_checkpoint(folder, "render", document["config"], loaded.state_dict, loaded.card)
+    model = RenderModel.from_pretrained(folder)
+    assert model.trained_slots == (0, 4)
+    with pytest.warns(RenderWarning, match="cello.*violin"):
+        render_score(make_score([(42, 57)], 1.0), model, n_iter=0)
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def test_empty_and_corrupt_scores_raise_our_errors(tiny_model, tmp_path):
+    with pytest.raises(EmptyScoreError):
+        render_score(pretty_midi.PrettyMIDI(), tiny_model)
+    empty = tmp_path / "empty.mid"
+    pretty_midi.PrettyMIDI().write(str(empty))
+    with pytest.raises(EmptyScoreError):
+        render_score(empty, tiny_model)
+    corrupt = tmp_path / "corrupt.mid"
+    corrupt.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x10\x00\x00\x90")
+    with pytest.raises(MidiReadError):
+        render_score(corrupt, tiny_model)
+
+
+def test_a_checkpoint_of_another_system_is_refused(checkpoint, tmp_path):
+    from orchestrion.checkpoints import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint, "render")
+    other = save_checkpoint(tmp_path / "note-model", "note", loaded.config, loaded.state_dict, "")
+    with pytest.raises(CheckpointError, match="`note` model"):
+        RenderModel.from_pretrained(other)
+    with pytest.raises(CheckpointError):
+        RenderModel.from_pretrained(tmp_path / "no-such-model")
+
+
+# -- command line ----------------------------------------------------------------------
+
+
+def test_cli_render_writes_a_wav(checkpoint, tmp_path):
+    midi = write_score(tmp_path / "duet.mid", make_score([(40, 67), (0, 48)], 2.0))
+    out = tmp_path / "out" / "duet.wav"
+    result = runner.invoke(
+        app,
+        [
+            "render",
+            str(midi),
+            "-o",
+            str(out),
+            "--model",
+            str(checkpoint),
+            "--iters",
+            "4",
+            "--sr",
+            "22050",
+            "--seed",
+            "1",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    wave, rate = sf.read(out)
+    assert rate == 22050 and abs(len(wave) - 2.5 * 22050) <= 22050 / FRAME_RATE
+    assert "wrote" in result.output and "warning:" in result.output and "piano" in result.output
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "corrupt",
+        "empty",
+        "drums-only",
+        "other-system",
+        "no-model",
+        "bad-suffix",
+        "bad-rate",
+    ],
+)
+def test_cli_render_fails_cleanly(case, checkpoint, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    midi, model = inputs / "score.mid", str(checkpoint)
+    if case == "corrupt":
+        midi.write_bytes(b"not a midi file at all")
+    elif case == "empty":
+        pretty_midi.PrettyMIDI().write(str(midi))
+    elif case == "drums-only":
+        score = make_score([], 1.0, drums=True)
+        score.write(str(midi))
+    else:
+        write_score(midi, make_score([(40, 67)], 1.0))
+    if case == "missing":
+        midi = inputs / "missing.mid"
+    if case == "other-system":
+        from orchestrion.checkpoints import load_checkpoint
+
+        loaded = load_checkpoint(checkpoint, "render")
+        model = str(
+            save_checkpoint(inputs / "note-model", "note", loaded.config, loaded.state_dict, "")
+        )
+    if case == "no-model":
+        model = str(tmp_path / "nowhere")
+    out_dir = tmp_path / "out"
+    output = out_dir / ("x.mp4" if case == "bad-suffix" else "x.wav")
+    extra = ["--sr", "100"] if case == "bad-rate" else []
+    result = runner.invoke(
+        app, ["render", str(midi), "-o", str(output), "--model", model, "-q", *extra]
+    )
+    needle = {
+        "missing": "missing.mid",
+        "corrupt": "score.mid",
+        "empty": "score.mid",
+        "drums-only": "drum",
+        "other-system": "note",
+        "no-model": "nowhere",
+        "bad-suffix": ".mp4",
+        "bad-rate": "sample rate",
+    }[case]
+    assert_clean_failure(result, out_dir, needle)
+
+
+# -- evaluation and training on a tiny built dataset -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Two chorales rendered in URMP format at 16 kHz; the second moved to the test split."""
+    from orchestrion.data.build_urmp import build_urmp
+
+    out = tmp_path_factory.mktemp("urmp")
+    build_urmp(out, scores="music21:bach", limit=2, sample_rate=16000, progress=False)
+    splits_path = out / "splits.json"
+    splits = json.loads(splits_path.read_text())
+    pieces = sorted(p for ids in splits.values() for p in ids)
+    splits_path.write_text(json.dumps({"train": pieces[:1], "valid": [], "test": pieces[1:]}))
+    return out
+
+
+def test_evaluate_render_on_a_tiny_dataset(tiny_model, tiny_dataset, tmp_path):
+    from orchestrion.systems.organ.evaluate import evaluate_render
+
+    png = tmp_path / "compare.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = evaluate_render(
+            tiny_model, tiny_dataset, split="test", max_chunks=6, n_iter=4, out_png=png
+        )
+    row = report.table63
+    for value in (
+        row.ms_ssim,
+        row.swd,
+        row.l1,
+        report.audio_mean()["ms_ssim"],
+        report.audio_mean()["mr_stft"],
+        report.audio_mean()["lsd"],
+    ):
+        assert math.isfinite(value)
+    assert 0 < report.n_chunks <= 6 and len(report.pieces) == 1 and report.split == "test"
+    assert png.stat().st_size > 0 and png.read_bytes()[:4] == b"\x89PNG"
+    text = report.format()
+    assert "MS-SSIM" in text and "MR-STFT" in text and report.pieces[0].piece_id in text
+
+
+def test_evaluate_falls_back_to_valid_and_says_so(tiny_model, tiny_dataset, tmp_path):
+    from orchestrion.systems.organ.evaluate import evaluate_render
+
+    data = tmp_path / "data"
+    data.symlink_to(tiny_dataset, target_is_directory=True)
+    splits = json.loads((tiny_dataset / "splits.json").read_text())
+    local = tmp_path / "copy"
+    local.mkdir()
+    for piece in splits["train"] + splits["test"]:
+        (local / piece).symlink_to(tiny_dataset / piece, target_is_directory=True)
+    (local / "splits.json").write_text(
+        json.dumps({"train": splits["train"], "valid": splits["test"], "test": []})
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = evaluate_render(tiny_model, local, split="test", max_chunks=2, n_iter=0)
+    assert report.split == "valid" and "empty" in report.note and "valid" in report.format()
+
+
+def _steps_in_card(model_dir: Path) -> int:
+    match = re.search(r"trained: ([\d,]+) steps", (model_dir / "MODEL_CARD.md").read_text())
+    assert match, (model_dir / "MODEL_CARD.md").read_text()
+    return int(match.group(1).replace(",", ""))
+
+
+@pytest.mark.slow
+def test_cli_train_render_runs_and_resumes(tiny_dataset, checkpoint, tmp_path):
+    run = tmp_path / "run"
+    common = [
+        "train",
+        "render",
+        "--data",
+        str(tiny_dataset),
+        "--out",
+        str(run),
+        "-q",
+        "--seed",
+        "1",
+        "--set",
+        "base_width=4",
+        "--set",
+        "discriminator_width=0.125",
+        "--set",
+        "batch_size=2",
+    ]
+    first = runner.invoke(app, [*common, "--max-steps", "2"])
+    assert first.exit_code == 0, first.output
+    assert (run / "model" / "model.safetensors").is_file() and (
+        run / "checkpoints" / "last.ckpt"
+    ).is_file()
+    assert str(run / "model") in first.output
+    before = _steps_in_card(run / "model")
+    resumed = runner.invoke(app, [*common, "--max-steps", "3", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert _steps_in_card(run / "model") > before == 2
+    evaluated = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "render",
+            "--model",
+            str(run / "model"),
+            "--data",
+            str(tiny_dataset),
+            "--max-chunks",
+            "2",
+            "-q",
+        ],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "Table 6.3" in evaluated.output and "mean" in evaluated.output
+
+
+def test_cli_train_render_rejects_bad_settings(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "render",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(run),
+            "--max-steps",
+            "1",
+            "-q",
+            "--set",
+            "no_such_field=3",
+        ],
+    )
+    assert_clean_failure(result, run, "no_such_field")
+    result = runner.invoke(
+        app, ["train", "render", "--data", str(tmp_path / "nowhere"), "--out", str(run)]
+    )
+    assert_clean_failure(result, run, "nowhere")

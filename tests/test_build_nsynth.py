@@ -132,6 +132,11 @@ def _cli(*args: str) -> list[str]:
     return [exe, *args] if exe else [sys.executable, "-m", "orchestrion", *args]
 
 
+def _finished(records: Path) -> int:
+    """Finished item records (not a killed writer's hidden temporary file)."""
+    return sum(1 for p in records.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+
+
 def test_killed_build_resumes_to_the_same_manifest(tmp_path):
     """Kill a real build midway; resuming it ends with the manifest of an uninterrupted build."""
     args = ["data", "nsynth", "dataset", "--instruments", "flute,violin,clarinet,trumpet",
@@ -143,14 +148,14 @@ def test_killed_build_resumes_to_the_same_manifest(tmp_path):
     records = interrupted / ".build" / "items"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if records.is_dir() and sum(1 for _ in records.iterdir()) >= 30:
+        if records.is_dir() and _finished(records) >= 30:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.002)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the build finished before it could be interrupted"
     assert not (interrupted / "manifest.json").exists()
-    done_before = sum(1 for _ in records.iterdir())
+    done_before = _finished(records)
     resumed = subprocess.run(_cli(*args), cwd=tmp_path / "a", capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{done_before} already there" in resumed.stdout

@@ -49,13 +49,20 @@ def save_checkpoint(
     config: Mapping[str, Any],
     state_dict: Mapping[str, torch.Tensor],
     card: str,
+    half: bool = False,
 ) -> Path:
-    """Write weights, config and card into `folder` atomically (a temp folder renamed into place)."""
+    """Write weights, config and card into `folder` atomically (a temp folder renamed into place).
+
+    `half` stores floating-point tensors as float16 (shipped models: half the size; they
+    are cast back to the model's float32 parameters on loading).
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+        if half:
+            tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"system": system})
         document = {"system": system, "format": FORMAT_VERSION, "config": dict(config)}
         (tmp / CONFIG_NAME).write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")

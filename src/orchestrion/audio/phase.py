@@ -275,10 +275,13 @@ class _FastGriffinLim:
         # STFT of the last consistent estimate, per analysed run of frames (the runs are the
         # same every pass); new tensors replace old ones, nothing is copied
         self.rebuilt: dict[tuple[int, int, int], Tensor] = {}
-        # (column slice, window slice) of each hop-sized block of a frame; the last may be short
+        # (column slice, window slice) of each hop-sized block of a frame; the last may be short.
+        # The synthesis window carries the inverse FFT's 1 / n_fft, so the irfft can skip
+        # its own scaling pass (norm="forward").
+        synthesis_window = window / n_fft
         self.frame_blocks = [
             (slice(j * hop_length, min((j + 1) * hop_length, n_fft)),
-             window[j * hop_length:min((j + 1) * hop_length, n_fft)])
+             synthesis_window[j * hop_length:min((j + 1) * hop_length, n_fft)])
             for j in range(self.blocks_per_frame)
         ]
         self.on_cpu = device.type == "cpu"
@@ -372,7 +375,8 @@ class _FastGriffinLim:
         for a in range(first, stop, seg.chunk):
             b = min(a + seg.chunk, stop)
             # (FFTs into fresh tensors: torch's `out=` variants compute elsewhere and copy)
-            frames = torch.fft.irfft(self.angles[items, a:b], n=self.n_fft, dim=-1)
+            # unscaled inverse FFT: the 1 / n_fft is in the synthesis window
+            frames = torch.fft.irfft(self.angles[items, a:b], n=self.n_fft, dim=-1, norm="forward")
             # zero the blocks this chunk touches first, then overlap-add windowed frames
             zero_from = a + k - 1 if a > first else first
             zero_to = min(b + k - 1, owned_stop)

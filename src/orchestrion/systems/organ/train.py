@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from torch.utils.data import DataLoader, Subset
 
-from orchestrion.checkpoints import save_checkpoint
+from orchestrion.checkpoints import load_checkpoint, load_state_into, save_checkpoint
 from orchestrion.errors import ConfigError
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
@@ -60,11 +60,14 @@ def train_render(
     num_workers: int = 0,
     command: str = "",
     progress: bool = True,
+    init_from: str | Path | None = None,
 ) -> TrainReport:
     """Train, checkpoint every `checkpoint_minutes` (and at the end), export safetensors.
 
     `max_steps` counts generator batches; the run also stops after `max_minutes`. With
     `resume`, training continues from `<out_dir>/checkpoints/last.ckpt` (our own file).
+    `init_from` starts a new run from an exported model's weights (e.g. the shipped
+    `render-cpu`, to keep training it on a new machine); its config must match.
     """
     config = get_preset(preset, **(overrides or {}))
     out_dir = Path(out_dir)
@@ -80,13 +83,21 @@ def train_render(
     valid_set = OrganChunks(valid_pieces, config, max_subset_size=max_subset, stride_s=config.chunk_s)
     module = OrganModule(config, total_steps=max_steps, label_counts=train_set.label_counts().tolist(),
                          n_chunks=len(train_set))
+    if init_from is not None:
+        start = load_checkpoint(init_from, SYSTEM)
+        wanted = json.loads(json.dumps(config.to_dict()))
+        if start.config != wanted:
+            differ = sorted(k for k in set(start.config) | set(wanted) if start.config.get(k) != wanted.get(k))
+            raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(differ)}")
+        load_state_into(module.model, start)
     epoch_size = max(config.batch_size, min(len(train_set), 1000 * config.batch_size))
     sampler = RegimeSampler(train_set, single_only=config.regime != "multi", epoch_size=epoch_size, seed=seed)
     module.sampler = sampler
     train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
                               num_workers=num_workers, drop_last=True, persistent_workers=num_workers > 0)
     checkpoint_dir = out_dir / "checkpoints"
-    callbacks: list = [ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0,
+    # monitor=None with save_top_k=1 keeps the latest timed checkpoint (save_top_k=0 saves none)
+    callbacks: list = [ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=1,
                                        train_time_interval=timedelta(minutes=checkpoint_minutes))]
     if progress:
         callbacks.append(RichProgressBar())

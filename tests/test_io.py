@@ -97,3 +97,13 @@ def test_atomic_output_keeps_old_file_on_failure(tmp_path):
         assert tmp.suffix == ".txt" and tmp != target
         tmp.write_text("new")
     assert target.read_text() == "new"
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    path = save_audio(tmp_path / "x.wav", tone(16000), 16000)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

@@ -67,6 +67,9 @@ def save_checkpoint(
         document = {"system": system, "format": FORMAT_VERSION, "config": dict(config)}
         (tmp / CONFIG_NAME).write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
         (tmp / CARD_NAME).write_text(card)
+        tmp.chmod(0o755)  # mkdtemp makes 0700 folders; a shipped model is read by everyone
+        for path in tmp.iterdir():
+            path.chmod(0o644)
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)

@@ -23,7 +23,6 @@ from typing import Any
 from orchestrion.audio.io import save_audio
 from orchestrion.data.build import BuildItem, BuildReport, ItemResult, Shard, load_records, run_build, write_json
 from orchestrion.data.gm_nsynth import nsynth_family, nsynth_instrument_str, nsynth_source
-from orchestrion.data.nsynth import FAMILIES, QUALITIES, SOURCES
 from orchestrion.data.instrument_choice import InstrumentChoice, resolve_instruments
 from orchestrion.data.render import FluidSynthRenderer, RendererFactory
 from orchestrion.errors import ConfigError
@@ -85,6 +84,10 @@ def split_of(instrument: InstrumentChoice, pitch: int, config: NSynthBuildConfig
 
 def example_entry(program: int, pitch: int, velocity: int, note_id: int) -> dict[str, Any]:
     """One value of examples.json, with every key and type of the real release."""
+    # imported here, not at the top: the reader pulls in torch, which worker processes
+    # (they only render and write) would otherwise spend seconds importing
+    from orchestrion.data.nsynth import FAMILIES, QUALITIES, SOURCES
+
     instrument_str = nsynth_instrument_str(program)
     family, source = nsynth_family(program), nsynth_source(program)
     return {

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Subset
 
 from orchestrion.checkpoints import load_checkpoint, load_state_into, save_checkpoint
 from orchestrion.errors import ConfigError
+from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
 from orchestrion.systems.organ.presets import get_preset
@@ -133,6 +134,9 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
     """Write the model as safetensors + config + a first model card (evaluation adds to it)."""
     config = module.config
     counts = module.model.parameter_counts()
+    vocabulary = InstrumentVocabulary.default()
+    label_counts = module.hparams.get("label_counts") or []
+    trained = [vocabulary[i].name for i, n in enumerate(label_counts) if n > 0]
     manifest = Path(data_dir) / "manifest.json"
     data_command = json.loads(manifest.read_text()).get("command", "") if manifest.is_file() else ""
     card = "\n".join([
@@ -142,6 +146,7 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         f"discriminator {config.discriminator}, {config.sample_rate} Hz, n_fft {config.n_fft}, hop {config.hop_length}",
         f"- parameters: {counts['generator'] + counts['encoding']:,} generator, {counts['discriminator']:,} discriminator",
         f"- trained: {steps:,} steps, {minutes:.1f} minutes on this machine",
+        f"- trained slots: {', '.join(trained)}",
         f"- training command: `{command}`",
         f"- data: `{data_dir}` ({train_pieces} training pieces, {valid_pieces} validation pieces)"
         + (f", built with `{data_command}`" if data_command else ""),

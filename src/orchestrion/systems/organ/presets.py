@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from orchestrion.errors import ConfigError
+from orchestrion.presets import check_field_names, pick_preset
 
 Regime = Literal["single", "transfer", "multi"]
 LayerSpec = tuple[int, int, int]
@@ -360,16 +361,8 @@ class OrganConfig:
         return dataclasses.replace(self, **overrides)
 
 
-_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(OrganConfig))
-
-
 def _check_field_names(values: Mapping[str, Any]) -> None:
-    unknown = sorted(set(values) - set(_FIELD_NAMES))
-    if unknown:
-        raise ConfigError(
-            f"unknown orGAN setting(s) {', '.join(unknown)}; "
-            f"valid settings are {', '.join(_FIELD_NAMES)}"
-        )
+    check_field_names(OrganConfig, values, "orGAN")
 
 
 PRESETS: dict[str, OrganConfig] = {
@@ -424,6 +417,4 @@ def get_preset(name: str, **overrides: Any) -> OrganConfig:
     ConfigError
         For an unknown preset name, an unknown field, or an invalid value.
     """
-    if name not in PRESETS:
-        raise ConfigError(f"unknown orGAN preset {name!r}; available presets: {', '.join(PRESETS)}")
-    return PRESETS[name].replace(**overrides)
+    return pick_preset(PRESETS, name, overrides, "orGAN")

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrion.errors import ConfigError
+from orchestrion.presets import check_field_names, pick_preset
 
 ACTIVATIONS = ("relu", "elu")
 """Activation names accepted by `SingConfig.activation`."""
@@ -203,13 +204,7 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 def _check_fields(values: dict[str, Any]) -> None:
-    known = {field.name for field in dataclasses.fields(SingConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(
-            f"SING config has no field(s) {', '.join(unknown)}; "
-            f"known fields: {', '.join(sorted(known))}"
-        )
+    check_field_names(SingConfig, values, "SING")
 
 
 PRESETS: dict[str, SingConfig] = {
@@ -237,9 +232,4 @@ def get_preset(name: str, **overrides: Any) -> SingConfig:
 
     Raises ConfigError for an unknown preset name, an unknown field, or an invalid value.
     """
-    if name not in PRESETS:
-        raise ConfigError(
-            f"unknown SING preset {name!r}; choose one of {', '.join(sorted(PRESETS))}"
-        )
-    _check_fields(overrides)
-    return dataclasses.replace(PRESETS[name], **overrides)
+    return pick_preset(PRESETS, name, overrides, "SING")

@@ -182,3 +182,22 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     build_nsynth(tmp_path, tiny_config(), progress=False)  # same settings: resumes
     with pytest.raises(ConfigError, match="other settings"):
         build_nsynth(tmp_path, tiny_config(velocities=(60,)), progress=False)
+
+
+def test_gain_scales_every_note_and_silent_notes_are_skipped(tmp_path):
+    # violin 100 has a FluidR3 sample, 104 has none (FluidSynth plays silence there)
+    config = tiny_config(instruments=("violin",), pitches=(100, 104), velocities=(100,), heldout_pitches=())
+    quiet, loud = tmp_path / "quiet", tmp_path / "loud"
+    build_nsynth(quiet, NSynthBuildConfig(**{**config.__dict__, "gain": 0.2}), progress=False)
+    build_nsynth(loud, NSynthBuildConfig(**{**config.__dict__, "gain": 1.0}), progress=False)
+    quiet_notes = {r.note_str: r for r in NSynthDataset(quiet).records}
+    loud_notes = NSynthDataset(loud)
+    assert set(quiet_notes) == {r.note_str for r in loud_notes.records}
+    assert "string_acoustic_040-104-100" not in quiet_notes and "string_acoustic_040-100-100" in quiet_notes
+    for record in loud_notes.records:
+        ratio = np.abs(sf.read(record.audio_path)[0]).max() / np.abs(sf.read(quiet_notes[record.note_str].audio_path)[0]).max()
+        assert ratio == pytest.approx(5.0, rel=0.05)
+    manifest = json.loads((loud / "manifest.json").read_text())
+    assert "skipped" in json.dumps(manifest)
+    with pytest.raises(ConfigError, match="gain"):
+        plan_items(NSynthBuildConfig(**{**config.__dict__, "gain": 0.0}))

@@ -550,6 +550,12 @@ def test_cli_train_render_runs_and_resumes(tiny_dataset, checkpoint, tmp_path):
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "Table 6.3" in evaluated.output and "mean" in evaluated.output
+    # a new run that starts from the exported weights says so in its card
+    common[common.index("--out") + 1] = str(tmp_path / "continued")
+    continued = runner.invoke(app, [*common, "--max-steps", "1", "--init-from", str(run / "model")])
+    assert continued.exit_code == 0, continued.output
+    card = (tmp_path / "continued" / "model" / "MODEL_CARD.md").read_text()
+    assert f"started from: `{run / 'model'}` (trained: {_steps_in_card(run / 'model')} steps" in card
 
 
 def test_cli_train_render_rejects_bad_settings(tiny_dataset, tmp_path):
@@ -575,3 +581,20 @@ def test_cli_train_render_rejects_bad_settings(tiny_dataset, tmp_path):
         app, ["train", "render", "--data", str(tmp_path / "nowhere"), "--out", str(run)]
     )
     assert_clean_failure(result, run, "nowhere")
+    result = runner.invoke(
+        app,
+        ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "1",
+         "-q", "--set", "base_width=4", "--init-from", str(tmp_path / "no-model")],
+    )
+    assert_clean_failure(result, run, "no-model")
+
+
+def test_cli_train_render_refuses_weights_of_another_config(tiny_dataset, checkpoint, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "1",
+         "-q", "--set", "base_width=4", "--set", "discriminator_width=0.125", "--set", "l1_weight=3",
+         "--init-from", str(checkpoint)],
+    )
+    assert_clean_failure(result, run, "--init-from", "differs", "l1_weight")

@@ -64,6 +64,7 @@ def test_presets_are_the_documented_ones():
     cpu = PRESETS["cpu"]
     assert cpu.n_samples == 64_000
     assert cpu.channels < paper.channels and cpu.lstm_hidden < paper.lstm_hidden
+    assert paper.pitch_encoding == "table" and cpu.pitch_encoding == "continuous"
 
 
 def test_get_preset_applies_overrides_and_rejects_unknowns():
@@ -274,3 +275,64 @@ def test_spectral_loss_from_config_follows_the_config():
     loss = spectral_loss_from_config(config)
     assert isinstance(loss, LogSpectralLoss)
     assert (loss.transform_name, loss.distance, loss.eps) == ("mfcc", "mse", 0.5)
+
+
+# --------------------------------------------------------------------------- pitch encoding
+
+
+def test_continuous_pitch_features_are_distinct_and_smooth():
+    from orchestrion.systems.sing.model import ContinuousPitch
+
+    features = ContinuousPitch(12)(torch.arange(128))
+    assert features.shape == (128, 12)
+    distance = torch.cdist(features, features)
+    assert float(distance[~torch.eye(128, dtype=torch.bool)].min()) > 1e-3  # no two pitches alike
+    step = distance.diagonal(offset=1)  # neighbours
+    octave = distance.diagonal(offset=12)
+    assert bool((step[:116] < octave).all())
+
+
+def test_continuous_pitch_has_no_per_pitch_weights_and_needs_an_even_size():
+    model = Sing(tiny_config(pitch_encoding="continuous", pitch_dim=12))
+    assert not any("pitch_table" in name for name in model.state_dict())
+    instrument, pitch, velocity = note_ids(2)
+    assert model(instrument, pitch, velocity).shape == (2, 8192)
+    with pytest.raises(ConfigError, match="even pitch_dim"):
+        tiny_config(pitch_encoding="continuous", pitch_dim=7)
+    with pytest.raises(ConfigError, match="pitch_encoding"):
+        tiny_config(pitch_encoding="onehot")
+
+
+def _heldout_pitch_error(encoding: str) -> tuple[float, float]:
+    """Train the generator to output a latent that varies smoothly with pitch, never showing
+    it pitch 63; return (mean squared error on trained pitches, on pitch 63)."""
+    torch.manual_seed(0)
+    config = tiny_config(pitch_encoding=encoding, pitch_dim=12, lstm_hidden=48)
+    generator = Sing(config).generator
+    steps = generator.n_steps
+
+    def target(pitch: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(config.latent_dim, dtype=torch.float32)[None, :, None]
+        time = torch.linspace(0, 1, steps)[None, None, :]
+        return torch.sin(rows * 0.3 + pitch[:, None, None].float() / 6.0) * (1 - time)
+
+    trained = torch.tensor([p for p in range(55, 72) if p != 63])
+    optimiser = torch.optim.Adam(generator.parameters(), lr=1e-2)
+    ids = torch.zeros(len(trained), dtype=torch.long)
+    for _ in range(250):
+        optimiser.zero_grad()
+        latent, _ = generator(ids, trained, ids + 100)
+        F.mse_loss(latent, target(trained)).backward()
+        optimiser.step()
+    with torch.no_grad():
+        seen = F.mse_loss(generator(ids, trained, ids + 100)[0], target(trained)).item()
+        held = torch.tensor([63])
+        unseen = F.mse_loss(generator(ids[:1], held, ids[:1] + 100)[0], target(held)).item()
+    return seen, unseen
+
+
+def test_continuous_pitch_generalises_to_a_pitch_never_trained():
+    seen, unseen = _heldout_pitch_error("continuous")
+    _, unseen_table = _heldout_pitch_error("table")
+    assert seen < 0.05, seen
+    assert unseen < 0.25 * unseen_table, (unseen, unseen_table)

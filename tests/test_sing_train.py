@@ -46,7 +46,7 @@ from orchestrion.systems.sing.train import train_note
 runner = CliRunner()
 TINY = dict(channels=16, latent_dim=8, lstm_layers=1, lstm_hidden=16, batch_size=4,
             lstm_truncation_steps=64, learning_rate=3e-3,
-            autoencoder_epochs=1, sequence_epochs=1, finetune_epochs=1)
+            autoencoder_epochs=1, sequence_epochs=1, finetune_epochs=1, autoencoder_warmup_batches=0)
 """SING's 64,000-sample geometry with narrow layers: a step takes ~0.1 s on 2 cores."""
 
 
@@ -141,6 +141,40 @@ def test_each_stage_lowers_its_loss_on_a_training_batch(tiny_data, stage):
     with torch.no_grad():
         after = module.stage_loss(batch).item()
     assert math.isfinite(after) and after < 0.9 * before, (before, after)
+
+
+def _autoencoder_after(tiny_data, warmup: int, steps: int) -> tuple[SingModule, dict, float, float]:
+    """Train stage 1 for `steps` batches on one batch; (module, metrics, MSE before, after)."""
+    torch.manual_seed(0)
+    source = describe_data(tiny_data)
+    records = list_notes(source, "train")
+    table = InstrumentTable.from_records(records, source)
+    config = get_preset("cpu", **{**TINY, "n_instruments": len(table), "autoencoder_warmup_batches": warmup})
+    module = SingModule(config, "autoencoder")
+    batch = collate_notes(SingNotes(records, table, config.n_samples), 4)
+
+    def waveform_mse() -> float:
+        with torch.no_grad():
+            output, target = module.stage_output(batch)
+            return torch.nn.functional.mse_loss(output, target).item()
+
+    before = waveform_mse()
+    trainer = L.Trainer(max_epochs=steps, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, DataLoader([batch], batch_size=None))
+    return module, dict(trainer.callback_metrics), before, waveform_mse()
+
+
+def test_autoencoder_warmup_trains_waveform_mse_then_hands_over(tiny_data):
+    steps = 20
+    warm, metrics, before, after_warmup = _autoencoder_after(tiny_data, warmup=steps, steps=steps)
+    _, _, _, after_spectral = _autoencoder_after(tiny_data, warmup=0, steps=steps)
+    assert "train/warmup_mse" in metrics
+    assert after_warmup < 0.95 * before and after_warmup < after_spectral, (before, after_warmup, after_spectral)
+    assert not warm.in_warmup  # global_step reached the warm-up length: the spectral loss is next
+    assert not SingModule(get_preset("paper", n_instruments=2), "autoencoder").in_warmup  # SING: none
 
 
 def test_stage_trains_only_its_own_weights(tiny_data):

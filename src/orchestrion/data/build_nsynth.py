@@ -9,7 +9,8 @@ goes wholly to that split (NSynth's own rule: its valid/test instruments never a
 train); otherwise a note whose pitch is in the held-out pitch set goes to valid (even
 octave index, pitch // 12) or test (odd), so no instrument ever trains on those pitches;
 every other (instrument, pitch) pair is hashed to train / valid / test 80 / 10 / 10, all
-velocities of a pair together (SING's split by (instrument, pitch)).
+velocities of a pair together (SING's split by (instrument, pitch)). A note the SoundFont
+renders as silence (no sample at that pitch) is skipped and counted as "skipped".
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ HELD_S = 3.0
 RELEASE_S = 1.0
 DEFAULT_VELOCITIES = (25, 50, 75, 100, 127)
 DEFAULT_HELDOUT_PITCH_CLASS = 3  # every D#/Eb is held out of training
+SILENT_PEAK = 1e-4
+"""A rendered note whose peak stays below this is not written: the SoundFont has no sample
+for it (FluidR3 plays nothing for violin above 101 or alto sax above 84, for instance)."""
+SKIPPED_SPLIT = "skipped"
+"""`ItemResult.split` of a note that was not written; counted under this name in the manifest."""
+DEFAULT_NOTE_GAIN = 1.0
+"""FluidSynth master gain of note builds. At FluidSynth's default (0.2) a velocity-127 note
+peaks near 0.08 and a velocity-25 one near 0.003, so quiet notes vanish under SING's
+log(1 + |STFT|^2) loss; at 1.0 they peak near 0.4 and 0.015 (no note clips)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class NSynthBuildConfig:
     valid_instruments: tuple[str, ...] = ()
     test_instruments: tuple[str, ...] = ()
     soundfont: str | None = None
+    gain: float = DEFAULT_NOTE_GAIN
 
 
 def parse_pitch_range(text: str) -> tuple[int, int]:
@@ -122,6 +133,8 @@ def plan_items(config: NSynthBuildConfig) -> list[BuildItem]:
             for velocity in config.velocities:
                 entry = example_entry(instrument.program, pitch, velocity, note_id=len(items))
                 items.append(BuildItem(entry["note_str"], {"entry": entry, "split": split}))
+    if not 0 < config.gain <= 10:
+        raise ConfigError(f"gain must lie in (0, 10] (FluidSynth's range), got {config.gain}")
     if not items:
         raise ConfigError("no notes to build: the pitch range misses every instrument's playable range")
     return items
@@ -131,6 +144,9 @@ def render_item(renderer: FluidSynthRenderer, out_dir: Path, item: BuildItem) ->
     """Render and write one note (worker function)."""
     entry, split = item.params["entry"], item.params["split"]
     wave = renderer.render_note(entry["instrument"], entry["pitch"], entry["velocity"], HELD_S, RELEASE_S)
+    if float(abs(wave).max(initial=0.0)) < SILENT_PEAK:
+        # FluidR3 has no sample there (e.g. violin above 101, alto sax above 84)
+        return ItemResult(item.key, [], split=SKIPPED_SPLIT, extra={"entry": entry, "skipped": "silent"})
     name = f"nsynth-{split}/audio/{entry['note_str']}.wav"
     save_audio(out_dir / name, wave, NSYNTH_SAMPLE_RATE, subtype="PCM_16")
     return ItemResult(item.key, [name], duration_s=len(wave) / NSYNTH_SAMPLE_RATE, split=split,
@@ -141,6 +157,8 @@ def write_examples_json(out_dir: Path) -> dict[str, int]:
     """Write `nsynth-<split>/examples.json` from the finished items; return counts per split."""
     by_split: dict[str, dict[str, Any]] = {}
     for record in load_records(out_dir):
+        if record["split"] == SKIPPED_SPLIT:
+            continue
         entry = record["extra"]["entry"]
         by_split.setdefault(record["split"], {})[entry["note_str"]] = entry
     for split, examples in by_split.items():
@@ -161,7 +179,7 @@ def build_nsynth(
     items = plan_items(config)
     manifest_config = {**json.loads(json.dumps(config.__dict__)), "command": command}
     report = run_build(out_dir, "nsynth", items, render_item, manifest_config,
-                       setup=RendererFactory(config.soundfont, NSYNTH_SAMPLE_RATE), workers=workers, shard=shard,
+                       setup=RendererFactory(config.soundfont, NSYNTH_SAMPLE_RATE, config.gain), workers=workers, shard=shard,
                        progress=progress)
     write_examples_json(out_dir)
     return report

@@ -43,6 +43,7 @@ def register(app: typer.Typer, reports_errors) -> None:
         heldout_pitches: Annotated[str, typer.Option(help="Pitches no instrument trains on ('' for none); default every D#.")] = "",
         valid_instruments: Annotated[str, typer.Option(help="Instruments only in valid (NSynth-style).")] = "",
         test_instruments: Annotated[str, typer.Option(help="Instruments only in test.")] = "",
+        gain: Annotated[float, typer.Option(help="FluidSynth master gain (velocity-127 notes peak near 0.4 at 1.0).")] = 1.0,
         workers: Workers = 1, shard: ShardOpt = "0/1", soundfont: SoundFont = None, quiet: Quiet = False,
     ) -> None:
         """NSynth json/wav layout: 16 kHz, 4 s notes (3 s held + 1 s release)."""
@@ -55,6 +56,7 @@ def register(app: typer.Typer, reports_errors) -> None:
             valid_instruments=tuple(i.name for i in _resolve(valid_instruments)),
             test_instruments=tuple(i.name for i in _resolve(test_instruments)),
             soundfont=None if soundfont is None else str(soundfont),
+            gain=gain,
             **({"heldout_pitches": parse_int_list(heldout_pitches, "--heldout-pitches")} if heldout_pitches else {}),
         )
         report = build_nsynth(out, config, workers=workers, shard=Shard.parse(shard), progress=not quiet,

@@ -332,9 +332,10 @@ class RendererFactory:
     """Picklable per-process setup for dataset builds: makes a renderer with the build's
     SoundFont and sample rate once in each worker process (the SoundFont loads once)."""
 
-    def __init__(self, soundfont: str | Path | None, sample_rate: int) -> None:
+    def __init__(self, soundfont: str | Path | None, sample_rate: int, gain: float = 0.2) -> None:
         self.soundfont = None if soundfont is None else str(soundfont)
         self.sample_rate = int(sample_rate)
+        self.gain = float(gain)
 
     def __call__(self) -> FluidSynthRenderer:
-        return FluidSynthRenderer(self.soundfont, sample_rate=self.sample_rate)
+        return FluidSynthRenderer(self.soundfont, sample_rate=self.sample_rate, gain=self.gain)

@@ -202,6 +202,10 @@ def register(
             list[str] | None,
             typer.Option("--set", help="Preset field override key=value (repeatable)."),
         ] = None,
+        init_from: Annotated[
+            str | None,
+            typer.Option("--init-from", help="Start from a model's weights (a shipped name such as render-cpu, or a model folder)."),
+        ] = None,
         quiet: Quiet = False,
     ) -> None:
         """Train the orGAN render model on URMP-format data and export a checkpoint folder."""
@@ -245,6 +249,7 @@ def register(
                     num_workers=workers,
                     command=current_command(),
                     progress=not quiet,
+                    init_from=init_from,
                 )
         finally:
             for logger, level in zip(loggers, levels, strict=True):

@@ -91,6 +91,11 @@ def train_render(
             differ = sorted(k for k in set(start.config) | set(wanted) if start.config.get(k) != wanted.get(k))
             raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(differ)}")
         load_state_into(module.model, start)
+        history = [line[2:] for line in start.card.splitlines()
+                   if line.startswith(("- trained:", "- training command:", "- started from:"))]
+        started_from = f"`{start.path}` ({'; '.join(history)})" if history else f"`{start.path}`"
+    else:
+        started_from = ""
     epoch_size = max(config.batch_size, min(len(train_set), 1000 * config.batch_size))
     sampler = RegimeSampler(train_set, single_only=config.regime != "multi", epoch_size=epoch_size, seed=seed)
     module.sampler = sampler
@@ -124,14 +129,18 @@ def train_render(
     steps = trainer.global_step // steps_per_batch
     export_dir = export_render_model(module, out_dir / "model", command=command, data_dir=data_dir,
                                      train_pieces=len(train_pieces), valid_pieces=len(valid_pieces),
-                                     steps=steps, minutes=minutes, metrics=metrics)
+                                     steps=steps, minutes=minutes, metrics=metrics,
+                                     started_from=started_from)
     return TrainReport(out_dir, export_dir, steps, minutes, metrics)
 
 
 def export_render_model(module: OrganModule, folder: Path, command: str, data_dir: str | Path,
                         train_pieces: int, valid_pieces: int, steps: int, minutes: float,
-                        metrics: dict[str, float]) -> Path:
-    """Write the model as safetensors + config + a first model card (evaluation adds to it)."""
+                        metrics: dict[str, float], started_from: str = "") -> Path:
+    """Write the model as safetensors + config + a first model card (evaluation adds to it).
+
+    `started_from` describes the model a continued run (``init_from``) began with.
+    """
     config = module.config
     counts = module.model.parameter_counts()
     vocabulary = InstrumentVocabulary.default()
@@ -146,6 +155,7 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         f"discriminator {config.discriminator}, {config.sample_rate} Hz, n_fft {config.n_fft}, hop {config.hop_length}",
         f"- parameters: {counts['generator'] + counts['encoding']:,} generator, {counts['discriminator']:,} discriminator",
         f"- trained: {steps:,} steps, {minutes:.1f} minutes on this machine",
+        *([f"- started from: {started_from}"] if started_from else []),
         f"- trained slots: {', '.join(trained)}",
         f"- training command: `{command}`",
         f"- data: `{data_dir}` ({train_pieces} training pieces, {valid_pieces} validation pieces)"

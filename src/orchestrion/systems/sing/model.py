@@ -257,6 +257,26 @@ def _check_indices(name: str, values: Tensor, size: int) -> Tensor:
     return values.long()
 
 
+class ContinuousPitch(nn.Module):
+    """MIDI pitch -> `dim` fixed sine/cosine features, periods 256, 128, ... semitones.
+
+    Unlike a lookup table, every pitch 0-127 has a meaningful input, and neighbouring
+    pitches have neighbouring ones, so the generator can interpolate to pitches no training
+    note had. `num_embeddings` (128) mirrors `nn.Embedding` for index checks.
+    """
+
+    num_embeddings = 128
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        periods = 256.0 / 2.0 ** torch.arange(dim // 2, dtype=torch.float32)
+        self.register_buffer("angular", 2 * torch.pi / periods, persistent=False)
+
+    def forward(self, pitch: Tensor) -> Tensor:
+        phase = pitch.to(self.angular.dtype).unsqueeze(-1) * self.angular
+        return torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1)
+
+
 class SequenceGenerator(nn.Module):
     """(instrument, pitch, velocity) -> latent sequence (B, D, n_steps) through an LSTM.
 
@@ -270,7 +290,10 @@ class SequenceGenerator(nn.Module):
         super().__init__()
         self.n_steps = n_steps
         self.instrument_table = nn.Embedding(config.n_instruments, config.instrument_dim)
-        self.pitch_table = nn.Embedding(config.n_pitches, config.pitch_dim)
+        self.pitch_table: nn.Module = (
+            nn.Embedding(config.n_pitches, config.pitch_dim)
+            if config.pitch_encoding == "table" else ContinuousPitch(config.pitch_dim)
+        )
         self.velocity_table = nn.Embedding(config.n_velocities, config.velocity_dim)
         self.time_table = nn.Embedding(n_steps, config.time_dim) if config.time_dim else None
         input_size = (

@@ -69,6 +69,11 @@ class SingModule(L.LightningModule):
         chunk = self.config.lstm_truncation_steps or self.model.geometry.n_steps
         return math.ceil(self.model.geometry.n_steps / chunk)
 
+    @property
+    def in_warmup(self) -> bool:
+        """Stage 1 still in its waveform-MSE warm-up (`autoencoder_warmup_batches`)."""
+        return self.stage == "autoencoder" and self.global_step < self.config.autoencoder_warmup_batches
+
     def _ids(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
         return (batch["instrument"].long(), batch["pitch"].long(), batch["velocity"].long())
 
@@ -109,6 +114,14 @@ class SingModule(L.LightningModule):
         optimizer = self.optimizers()
         if self.stage == "sequence":
             loss = self._truncated_sequence_step(batch, optimizer)
+        elif self.in_warmup:
+            optimizer.zero_grad(set_to_none=True)
+            output, target = self.stage_output(batch)
+            loss = F.mse_loss(output, target)
+            self.manual_backward(loss)
+            optimizer.step()
+            self.log("train/warmup_mse", loss.detach(), prog_bar=True, batch_size=batch["audio"].shape[0])
+            return loss.detach()
         else:
             optimizer.zero_grad(set_to_none=True)
             loss = self.stage_loss(batch)

@@ -49,6 +49,8 @@ LOSS_TRANSFORMS = ("stft", "cqt", "mel", "mfcc")
 """Spectral representations accepted by `SingConfig.loss_transform`."""
 LOSS_DISTANCES = ("l1", "mse")
 """Distances accepted by `SingConfig.loss_distance`."""
+PITCH_ENCODINGS = ("table", "continuous")
+"""How the generator sees the pitch: SING's lookup table, or smooth features of the MIDI number."""
 AUTOENCODER_LOSSES = ("spectral", "waveform_mse")
 """Losses accepted by `SingConfig.autoencoder_loss` (SING's default is the spectral loss)."""
 
@@ -80,6 +82,11 @@ class SingConfig:
     ------------------
     n_instruments, n_pitches, n_velocities : lookup-table sizes (NSynth: 1006 / 128 / 128).
     instrument_dim, pitch_dim, velocity_dim, time_dim : embedding sizes (16 / 8 / 2 / 4).
+    pitch_encoding : "table" (SING: a learned vector per MIDI pitch, so a pitch no
+        training note had keeps its random initial vector) or "continuous" (`pitch_dim`
+        fixed sine/cosine features of the MIDI number with periods of 256 semitones down,
+        by halves, to 256 / 2**(pitch_dim/2 - 1), fed to the LSTM as they are: nearby pitches
+        get nearby inputs, so a pitch never trained lies between trained ones).
     lstm_layers, lstm_hidden : LSTM depth and width (SING: 3 x 1024).
     lstm_truncation_steps : truncated-BPTT length of stage 2, in latent frames (SING: 32;
         0 = whole sequence).
@@ -92,6 +99,14 @@ class SingConfig:
     loss_eps : eps inside the log (SING: 1).
     loss_n_fft, loss_hop_length : STFT size and hop of the spectral loss, in samples.
     autoencoder_loss : "spectral" (SING) or "waveform_mse" for stage 1.
+    autoencoder_warmup_batches : stage-1 batches trained with waveform MSE before
+        `autoencoder_loss` takes over (SING: 0). The log(eps + |X|^2) loss has almost no
+        gradient at a near-silent output (d|X|^2/dx = 2|X|), so a fresh autoencoder first
+        falls silent and then climbs out over thousands of batches; MSE batches move it
+        toward the target first. Measured on 10 instruments (cpu preset, batch 16): after
+        400 spectral-only batches the held-out spectral loss was 0.0389 against 0.0395 for
+        plain silence; with 300 MSE batches first it was under silence (0.0329 vs 0.0381)
+        200 batches after the switch.
 
     Optimisation
     ------------
@@ -120,6 +135,7 @@ class SingConfig:
     pitch_dim: int = 8
     velocity_dim: int = 2
     time_dim: int = 4
+    pitch_encoding: str = "table"
     lstm_layers: int = 3
     lstm_hidden: int = 1024
     lstm_truncation_steps: int = 32
@@ -130,6 +146,7 @@ class SingConfig:
     loss_n_fft: int = 1024
     loss_hop_length: int = 256
     autoencoder_loss: str = "spectral"
+    autoencoder_warmup_batches: int = 0
 
     learning_rate: float = 3e-4
     batch_size: int = 64
@@ -149,7 +166,7 @@ class SingConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"SING config: {name} must be a positive integer, got {value!r}")
         non_negative = (
-            "rewrite_layers", "time_dim", "lstm_truncation_steps",
+            "rewrite_layers", "time_dim", "lstm_truncation_steps", "autoencoder_warmup_batches",
             "autoencoder_epochs", "sequence_epochs", "finetune_epochs",
         )
         for name in non_negative:
@@ -161,6 +178,12 @@ class SingConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"SING config: {name} must be a positive number, got {value!r}")
         _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("pitch_encoding", self.pitch_encoding, PITCH_ENCODINGS)
+        if self.pitch_encoding == "continuous" and self.pitch_dim % 2:
+            raise ConfigError(
+                f"SING config: a continuous pitch encoding needs an even pitch_dim (sine and "
+                f"cosine pairs), got {self.pitch_dim}"
+            )
         _check_choice("loss_transform", self.loss_transform, LOSS_TRANSFORMS)
         _check_choice("loss_distance", self.loss_distance, LOSS_DISTANCES)
         _check_choice("autoencoder_loss", self.autoencoder_loss, AUTOENCODER_LOSSES)
@@ -214,8 +237,13 @@ PRESETS: dict[str, SingConfig] = {
     # by measured step times (module docstring): ~0.3 s per batch of 16 four-second notes
     # in stages 1 and 3, ~0.1 s in stage 2, so 16 / 16 / 8 epochs of 5,000 notes take
     # 42-52 minutes on 2 cores (about half as many epochs of 10,000 notes).
+    # The pitch is continuous (sine/cosine features) so that pitches held out of training
+    # for every instrument can still be generated.
     "cpu": SingConfig(
         channels=512,
+        pitch_encoding="continuous",
+        pitch_dim=12,
+        autoencoder_warmup_batches=1500,
         lstm_layers=2,
         lstm_hidden=256,
         batch_size=16,

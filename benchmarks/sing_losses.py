@@ -12,8 +12,8 @@ vibraphone and voice, the seed's keyboard / mallet / vocal families; pitches 48-
 velocity 100), split by (instrument, pitch) with every D#/Eb held out. It is reused from
 ``--data`` when already built.
 
-For each of the 6 variants the ``cpu`` preset without its waveform-MSE warm-up (as the
-seed; ``--set autoencoder_warmup_batches=N`` restores one) plus ``--set`` overrides trains the chosen
+For each of the 6 variants the ``cpu`` preset with the spectral loss in stages 1 and 3 (the
+preset's own waveform MSE is replaced, as in the seed) plus ``--set`` overrides trains the chosen
 stages (default: the autoencoder, where the seed compared the losses) for ``--steps``
 batches each, from the same seed. Printed per variant and stage: the held-out loss
 (validation notes) before and after training under the variant's *own* loss, the relative
@@ -128,8 +128,10 @@ def main() -> None:
             print(f"training {activation} / {loss_name} ...", flush=True)
             report = train_note(
                 data, run_dir, preset="cpu",
-                # the seed trained each loss from the first batch: no waveform-MSE warm-up
-                overrides={"autoencoder_warmup_batches": 0, **overrides,
+                # the seed trained each spectral loss from the first batch (the cpu preset's
+                # waveform MSE and warm-up are off here unless --set asks for them)
+                overrides={"autoencoder_warmup_batches": 0, "autoencoder_loss": "spectral",
+                           "finetune_loss": "spectral", **overrides,
                            "activation": activation, "loss_transform": loss_name},
                 stages=stages, max_steps_per_stage=ARGS.steps,
                 max_minutes_per_stage=ARGS.minutes, seed=ARGS.seed,

@@ -65,6 +65,7 @@ def test_presets_are_the_documented_ones():
     assert cpu.n_samples == 64_000
     assert cpu.channels < paper.channels and cpu.lstm_hidden < paper.lstm_hidden
     assert paper.pitch_encoding == "table" and cpu.pitch_encoding == "continuous"
+    assert (paper.autoencoder_loss, paper.finetune_loss, paper.autoencoder_warmup_batches) == ("spectral", "spectral", 0)
 
 
 def test_get_preset_applies_overrides_and_rejects_unknowns():

@@ -46,7 +46,8 @@ from orchestrion.systems.sing.train import train_note
 runner = CliRunner()
 TINY = dict(channels=16, latent_dim=8, lstm_layers=1, lstm_hidden=16, batch_size=4,
             lstm_truncation_steps=64, learning_rate=3e-3,
-            autoencoder_epochs=1, sequence_epochs=1, finetune_epochs=1, autoencoder_warmup_batches=0)
+            autoencoder_epochs=1, sequence_epochs=1, finetune_epochs=1, autoencoder_warmup_batches=0,
+            autoencoder_loss="spectral", finetune_loss="spectral")
 """SING's 64,000-sample geometry with narrow layers: a step takes ~0.1 s on 2 cores."""
 
 
@@ -175,6 +176,26 @@ def test_autoencoder_warmup_trains_waveform_mse_then_hands_over(tiny_data):
     assert after_warmup < 0.95 * before and after_warmup < after_spectral, (before, after_warmup, after_spectral)
     assert not warm.in_warmup  # global_step reached the warm-up length: the spectral loss is next
     assert not SingModule(get_preset("paper", n_instruments=2), "autoencoder").in_warmup  # SING: none
+
+
+@pytest.mark.parametrize("stage", ["autoencoder", "finetune"])
+def test_stage_loss_follows_the_configured_loss(tiny_data, stage):
+    source = describe_data(tiny_data)
+    records = list_notes(source, "train")
+    table = InstrumentTable.from_records(records, source)
+    batch = collate_notes(SingNotes(records, table, 64_000), 2)
+    losses = {}
+    for name in ("spectral", "waveform_mse"):
+        torch.manual_seed(0)
+        config = get_preset("cpu", **{**TINY, "n_instruments": len(table), f"{stage}_loss": name})
+        module = SingModule(config, stage)
+        with torch.no_grad():
+            output, target = module.stage_output(batch)
+            losses[name] = module.stage_loss(batch).item()
+            expected = (torch.nn.functional.mse_loss(output, target) if name == "waveform_mse"
+                        else module.spectral_loss(output, target)).item()
+        assert losses[name] == pytest.approx(expected, rel=1e-5)
+    assert losses["spectral"] != pytest.approx(losses["waveform_mse"], rel=1e-2)
 
 
 def test_stage_trains_only_its_own_weights(tiny_data):

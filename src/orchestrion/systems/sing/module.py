@@ -78,7 +78,8 @@ class SingModule(L.LightningModule):
         return (batch["instrument"].long(), batch["pitch"].long(), batch["velocity"].long())
 
     def _reconstruction_loss(self, output: Tensor, target: Tensor) -> Tensor:
-        if self.stage == "autoencoder" and self.config.autoencoder_loss == "waveform_mse":
+        chosen = self.config.autoencoder_loss if self.stage == "autoencoder" else self.config.finetune_loss
+        if chosen == "waveform_mse":
             return F.mse_loss(output, target)
         return self.spectral_loss(output, target)
 

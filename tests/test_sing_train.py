@@ -427,3 +427,26 @@ def test_pitch_measure_hits_a_clean_tone_and_misses_an_octave():
     assert abs(pitch_error_cents(f0, 67)) < 10
     assert abs(pitch_error_cents(f0, 55)) > 1000
     assert math.isnan(estimate_f0(np.zeros(64_000, dtype=np.float32), rate, 67))
+
+
+def test_timed_checkpoints_are_written_while_a_stage_trains(tiny_data, tmp_path):
+    from orchestrion.timed_checkpoint import TimedCheckpoint
+
+    saves = []
+    original = TimedCheckpoint.save
+
+    def counting_save(self, trainer):
+        original(self, trainer)
+        saves.append((trainer.global_step, self.path.is_file()))
+
+    TimedCheckpoint.save = counting_save
+    try:
+        train_note(tiny_data, tmp_path, overrides=TINY, stages=["autoencoder"], max_steps_per_stage=3,
+                   checkpoint_minutes=1e-6, evaluate_notes=0, progress=False)
+    finally:
+        TimedCheckpoint.save = original
+    # one save per batch (the period is ~0) plus the end of training, each leaving last.ckpt
+    assert [step for step, _ in saves][:3] == [1, 2, 3] and all(exists for _, exists in saves)
+    last = torch.load(tmp_path / "stages" / "autoencoder" / "checkpoints" / "last.ckpt",
+                      map_location="cpu", weights_only=False)
+    assert last["global_step"] == 3

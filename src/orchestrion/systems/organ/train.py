@@ -12,7 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import RichProgressBar
 from torch.utils.data import DataLoader, Subset
 
 from orchestrion.checkpoints import load_checkpoint, load_state_into, save_checkpoint
@@ -21,6 +21,7 @@ from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
 from orchestrion.systems.organ.presets import get_preset
+from orchestrion.timed_checkpoint import TimedCheckpoint
 
 SYSTEM = "render"
 VALID_CHUNKS = 96
@@ -102,9 +103,8 @@ def train_render(
     train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
                               num_workers=num_workers, drop_last=True, persistent_workers=num_workers > 0)
     checkpoint_dir = out_dir / "checkpoints"
-    # monitor=None with save_top_k=1 keeps the latest timed checkpoint (save_top_k=0 saves none)
-    callbacks: list = [ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=1,
-                                       train_time_interval=timedelta(minutes=checkpoint_minutes))]
+    last = checkpoint_dir / "last.ckpt"
+    callbacks: list = [TimedCheckpoint(last, checkpoint_minutes)]
     if progress:
         callbacks.append(RichProgressBar())
     steps_per_batch = module._steps_per_batch()
@@ -117,13 +117,11 @@ def train_render(
         check_val_every_n_epoch=None, num_sanity_val_steps=0, enable_progress_bar=progress,
         log_every_n_steps=25, enable_model_summary=progress,
     )
-    last = checkpoint_dir / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"--resume: no checkpoint to resume from at {last}")
     started = time.time()
     trainer.fit(module, train_loader, _valid_loader(valid_set, config.batch_size),
                 ckpt_path=str(last) if resume else None)
-    trainer.save_checkpoint(last)
     minutes = (time.time() - started) / 60
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     steps = trainer.global_step // steps_per_batch

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
@@ -60,6 +60,7 @@ from orchestrion.systems.sing.data import (
 from orchestrion.systems.sing.model import STAGES, Sing
 from orchestrion.systems.sing.module import SingModule
 from orchestrion.systems.sing.presets import SingConfig, get_preset
+from orchestrion.timed_checkpoint import TimedCheckpoint
 
 SYSTEM = "note"
 RUN_FILE = "run.json"
@@ -506,9 +507,7 @@ def _train_stage(
     valid_loader = _valid_loader(valid_set, train_set, validate_notes, config.batch_size)
     clock = StageClock()
     callbacks: list[Callback] = [
-        ModelCheckpoint(dirpath=stage_dir / "checkpoints", save_last=True, save_top_k=0,
-                        train_time_interval=timedelta(minutes=checkpoint_minutes),
-                        save_on_exception=True),
+        TimedCheckpoint(_last_ckpt(out_dir, stage), checkpoint_minutes),
         clock,
     ]
     if progress:

@@ -1,0 +1,61 @@
+"""A Lightning callback that saves ``last.ckpt`` every N minutes of training.
+
+Lightning 2.6's ``ModelCheckpoint(train_time_interval=...)`` never fires under manual
+optimization (its manual-optimization branch only looks at ``every_n_train_steps``), and
+both the render GAN and SING optimise manually, so their long runs had nothing to resume
+from until they ended. This callback checks the clock after every training batch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+
+class TimedCheckpoint(Callback):
+    """Write `path` (a Lightning checkpoint: weights, optimisers, loop state) every `minutes`
+    of training, at the end of training and when training fails; each write goes to a
+    temporary file renamed over `path`, so a kill mid-write leaves the previous one."""
+
+    def __init__(self, path: str | Path, minutes: float) -> None:
+        super().__init__()
+        if not minutes > 0:
+            raise ValueError(f"checkpoint period must be positive, got {minutes!r} minutes")
+        self.path = Path(path)
+        self.seconds = float(minutes) * 60.0
+        self.saves = 0
+        self._last_time = time.monotonic()
+        self._saved_step = -1
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_time = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        due = time.monotonic() - self._last_time >= self.seconds
+        if trainer.strategy.broadcast(due):  # every rank decides alike (DDP saves collectively)
+            self.save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> None:
+        """Write the checkpoint now (skipped when this step is already saved)."""
+        self._last_time = time.monotonic()
+        if trainer.global_step == self._saved_step:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f".{self.path.name}.part")
+        trainer.save_checkpoint(partial)
+        if trainer.is_global_zero:
+            os.replace(partial, self.path)
+        self._saved_step = trainer.global_step
+        self.saves += 1

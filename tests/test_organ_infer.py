@@ -598,3 +598,46 @@ def test_cli_train_render_refuses_weights_of_another_config(tiny_dataset, checkp
          "--init-from", str(checkpoint)],
     )
     assert_clean_failure(result, run, "--init-from", "differs", "l1_weight")
+
+
+def test_cli_train_render_continues_under_a_new_classifier_shape(tiny_dataset, checkpoint, tmp_path):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "1",
+         "-q", "--set", "base_width=4", "--set", "discriminator_width=0.125",
+         "--set", "classifier_pooling=global",
+         "--init-from", str(checkpoint)],
+    )
+    assert result.exit_code == 0, result.output
+    before = load_file(checkpoint / "model.safetensors")
+    after = load_file(run / "model" / "model.safetensors")
+    # one Adam step moves a weight by about the learning rate (2e-4); a fresh init by far more
+    generator = [k for k in before if k.startswith("generator.") and k.endswith("conv.weight")]
+    assert generator and all(torch.allclose(before[k], after[k], atol=1e-3) for k in generator)
+    # the time-pooled classifier reads every frequency row; the global one only channels
+    assert before["discriminator.classifier.weight"].shape != after["discriminator.classifier.weight"].shape
+
+
+
+def test_load_state_into_skips_only_the_named_weights(checkpoint):
+    from orchestrion.checkpoints import load_checkpoint, load_state_into
+    from orchestrion.systems.organ import OrganModel
+
+    start = load_checkpoint(checkpoint, "render")
+    torch.manual_seed(1)
+    other_classifier = OrganModel.from_config(tiny_config(classifier_pooling="global"))
+    skip = ("discriminator.classifier_features.", "discriminator.classifier.")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_state_into(other_classifier, start)
+    fresh = other_classifier.discriminator.classifier.weight.clone()
+    load_state_into(other_classifier, start, skip=skip)
+    assert torch.equal(other_classifier.discriminator.classifier.weight, fresh)
+    state = other_classifier.state_dict()
+    assert all(torch.equal(state[k], v.to(state[k].dtype)) for k, v in start.state_dict.items()
+               if not k.startswith(skip))
+    wider = OrganModel.from_config(get_preset("cpu", base_width=8, discriminator_width=0.125))  # the generator differs: still an error
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_state_into(wider, start, skip=skip)

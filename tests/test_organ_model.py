@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from orchestrion.errors import ConfigError
 from orchestrion.nn.adversarial import (
@@ -378,3 +379,41 @@ def test_generator_only_setup_has_no_discriminator() -> None:
     assert model.discriminator is None and not config.uses_discriminator
     with pytest.raises(ConfigError):
         model.discriminate(torch.zeros(1, 1, 513, 4), torch.zeros(1, 16, 513, 4))
+
+
+def _band_batch(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spectrograms with one 6-bin band, low (rows 8-45) or high (72-109); label 1 = high."""
+    spectrogram = torch.rand(n, 1, 129, 16, generator=generator) * 0.1
+    high = torch.rand(n, generator=generator) < 0.5
+    starts = torch.randint(8, 40, (n,), generator=generator) + 64 * high
+    for i, start in enumerate(starts.tolist()):
+        spectrogram[i, :, start:start + 6] += 1.0
+    return spectrogram, high.float()
+
+
+def test_time_pooled_classifier_learns_where_the_energy_lies() -> None:
+    layers = DISCRIMINATOR_VARIANTS["190"]
+    condition = torch.zeros(16, 16, 129, 16)
+    held_out = _band_batch(16, torch.Generator().manual_seed(99))
+    losses = {}
+    for pooling in ("global", "time"):
+        torch.manual_seed(0)
+        generator = torch.Generator().manual_seed(0)
+        discriminator = Discriminator(16, layers, 0.25, classifier_pooling=pooling,
+                                      classifier_width=1.0, n_bins=129)
+        optimizer = torch.optim.Adam(discriminator.parameters(), lr=3e-3)
+        for _ in range(100):
+            spectrogram, high = _band_batch(16, generator)
+            logits = discriminator(spectrogram, condition).instrument_logits
+            assert logits.shape == (16, 16)
+            loss = F.binary_cross_entropy_with_logits(logits[:, 0], high)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            logits = discriminator.eval()(held_out[0], condition).instrument_logits[:, 0]
+        losses[pooling] = float(F.binary_cross_entropy_with_logits(logits, held_out[1]))
+    # a mean over frequency of shift-equivariant features can hardly tell a band's register
+    assert losses["time"] < 0.05 and losses["time"] < losses["global"] / 5, losses
+    with pytest.raises(ConfigError, match="n_bins"):
+        Discriminator(16, layers, 0.25, classifier_pooling="time")

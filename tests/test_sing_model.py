@@ -337,3 +337,22 @@ def test_continuous_pitch_generalises_to_a_pitch_never_trained():
     _, unseen_table = _heldout_pitch_error("table")
     assert seen < 0.05, seen
     assert unseen < 0.25 * unseen_table, (unseen, unseen_table)
+
+
+def test_kaiming_init_lets_the_fresh_encoder_tell_notes_apart() -> None:
+    """PyTorch's default init gives nearly the same latents for every note (bias-dominated):
+    the cpu preset's Kaiming init does not, and its decoder starts quieter than the notes."""
+    spread = {}
+    for conv_init in ("default", "kaiming"):
+        torch.manual_seed(0)
+        model = Sing(get_preset("cpu", conv_init=conv_init, n_samples=8192))
+        notes = 0.2 * harmonic_notes(8192)
+        with torch.no_grad():
+            latent = model.encode(notes)[..., 10:20]  # frames inside the notes
+            output = model.crop_output(model.autoencode(notes))
+        spread[conv_init] = float(latent.std(dim=0).mean() / latent.abs().mean())
+        if conv_init == "kaiming":
+            assert output.pow(2).mean().sqrt() < 0.2 * notes.pow(2).mean().sqrt()
+    assert spread["default"] < 0.1 < 0.3 < spread["kaiming"], spread
+    with pytest.raises(ConfigError, match="conv_init"):
+        get_preset("cpu", conv_init="xavier")

@@ -47,8 +47,10 @@ runner = CliRunner()
 TINY = dict(channels=16, latent_dim=8, lstm_layers=1, lstm_hidden=16, batch_size=4,
             lstm_truncation_steps=64, learning_rate=3e-3,
             autoencoder_epochs=1, sequence_epochs=1, finetune_epochs=1, autoencoder_warmup_batches=0,
-            autoencoder_loss="spectral", finetune_loss="spectral")
-"""SING's 64,000-sample geometry with narrow layers: a step takes ~0.1 s on 2 cores."""
+            autoencoder_loss="spectral", finetune_loss="spectral", conv_init="default")
+"""SING's 64,000-sample geometry with narrow layers: a step takes ~0.1 s on 2 cores. SING's
+spectral losses and init (with the cpu preset's Kaiming init and quiet decoder, the
+log-spectral loss, whose gradient vanishes at silence, barely moves in 16 batches)."""
 
 
 @pytest.fixture(scope="module")
@@ -429,7 +431,7 @@ def test_pitch_measure_hits_a_clean_tone_and_misses_an_octave():
     assert math.isnan(estimate_f0(np.zeros(64_000, dtype=np.float32), rate, 67))
 
 
-def test_timed_checkpoints_are_written_while_a_stage_trains(tiny_data, tmp_path):
+def test_timed_checkpoints_are_written_while_a_stage_trains(tiny_data, tmp_path, monkeypatch):
     from orchestrion.timed_checkpoint import TimedCheckpoint
 
     saves = []
@@ -439,12 +441,9 @@ def test_timed_checkpoints_are_written_while_a_stage_trains(tiny_data, tmp_path)
         original(self, trainer)
         saves.append((trainer.global_step, self.path.is_file()))
 
-    TimedCheckpoint.save = counting_save
-    try:
-        train_note(tiny_data, tmp_path, overrides=TINY, stages=["autoencoder"], max_steps_per_stage=3,
-                   checkpoint_minutes=1e-6, evaluate_notes=0, progress=False)
-    finally:
-        TimedCheckpoint.save = original
+    monkeypatch.setattr(TimedCheckpoint, "save", counting_save)
+    train_note(tiny_data, tmp_path, overrides=TINY, stages=["autoencoder"], max_steps_per_stage=3,
+               checkpoint_minutes=1e-6, evaluate_notes=0, progress=False)
     # one save per batch (the period is ~0) plus the end of training, each leaving last.ckpt
     assert [step for step, _ in saves][:3] == [1, 2, 3] and all(exists for _, exists in saves)
     last = torch.load(tmp_path / "stages" / "autoencoder" / "checkpoints" / "last.ckpt",

@@ -115,10 +115,24 @@ def load_checkpoint(name_or_path: str | Path, system: str) -> Checkpoint:
     return Checkpoint(folder, system, config, state_dict, card)
 
 
-def load_state_into(module: torch.nn.Module, checkpoint: Checkpoint) -> None:
-    """Load weights into `module`, turning shape/key mismatches into a CheckpointError."""
+def load_state_into(module: torch.nn.Module, checkpoint: Checkpoint, skip: tuple[str, ...] = ()) -> None:
+    """Load weights into `module`, turning shape/key mismatches into a CheckpointError.
+
+    Weights whose names start with one of `skip` are neither loaded nor required: the
+    module keeps its own (e.g. a part of the model that starts fresh); every other weight
+    must match exactly.
+    """
+    state = {k: v for k, v in checkpoint.state_dict.items() if not k.startswith(skip)} if skip \
+        else checkpoint.state_dict
     try:
-        module.load_state_dict(checkpoint.state_dict, strict=True)
+        missing, _ = module.load_state_dict(state, strict=not skip)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"weights do not fit this model ({first})", checkpoint.path) from None
+    if skip:
+        expected = {k for k in module.state_dict() if not k.startswith(skip)}
+        unexpected = set(state) - set(module.state_dict())
+        absent = [k for k in missing if k in expected]
+        if absent or unexpected:
+            first = sorted(absent)[0] if absent else sorted(unexpected)[0]
+            raise CheckpointError(f"weights do not fit this model ({first!r} differs)", checkpoint.path)

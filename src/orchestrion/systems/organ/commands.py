@@ -145,12 +145,15 @@ def register(
             int, typer.Option("--max-chunks", help="Chunks for Table 6.3 at most.")
         ] = 128,
         seed: Annotated[int, typer.Option("--seed", help="Seed of dropout, SWD and phase.")] = 0,
+        deterministic: Annotated[
+            bool, typer.Option("--deterministic", help="Switch the generator's dropout noise off.")
+        ] = False,
         quiet: Quiet = False,
     ) -> None:
         """Table 6.3 on held-out chunks and the audio protocol on whole held-out pieces."""
         from orchestrion.systems.organ.evaluate import evaluate_render
 
-        render_model = _load_model(model)
+        render_model = _load_model(model, deterministic)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             report = evaluate_render(

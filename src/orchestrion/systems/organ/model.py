@@ -44,11 +44,14 @@ PatchGAN on ``concat(S, encoded roll)``: hidden layers SAME-padded Conv -> Batch
 (not on the first) -> LeakyReLU(0.2), then a 1-filter convolution giving a map of
 logits (apply ``sigmoid`` for probabilities). Its receptive field is computed by
 :func:`receptive_field`: 94, 190, 286 for the seed's variants. The instrument classifier
-gives 16 independent logits (multi-hot) from global average pooling + a linear layer,
-either on the patch trunk's last hidden features (``classifier_input="joint"``, the
-seed) or on its own stack of the variant's stride-2 layers that sees only the
-spectrogram (``"spectrogram"``; the joint trunk also sees the roll, whose slot channels
-*are* the answer).
+gives 16 independent logits (multi-hot) from average pooling + a linear layer, either on
+the patch trunk's last hidden features (``classifier_input="joint"``, the seed) or on its
+own stack of the variant's stride-2 layers that sees only the spectrogram
+(``"spectrogram"``; the joint trunk also sees the roll, whose slot channels *are* the
+answer). The pooling is global (``classifier_pooling="global"``, the seed's) or over time
+only (``"time"``): the linear layer then reads every channel at every frequency row, so
+it sees where in the spectrum the energy lies (an instrument's register and formants),
+which a global mean of 4-16 channels cannot tell apart.
 
 The seed first squeezed its 1025-bin spectrogram to 1024 rows with a 2 x 2 'valid'
 convolution so it could be stacked with the zero-padded roll (which makes its true
@@ -307,6 +310,13 @@ class Discriminator(nn.Module):
         Build the instrument classifier.
     classifier_input : {"spectrogram", "joint"}
         Where the classifier looks (see module notes).
+    classifier_pooling : {"global", "time"}
+        Mean over (bins, frames), or over frames only (see module notes).
+    classifier_width : float or None
+        Multiplier of the classifier's own convolution widths (None: `width_multiplier`).
+    n_bins : int or None
+        Frequency bins of the spectrograms; needed for ``classifier_pooling="time"``
+        (the linear layer's size depends on it).
 
     Shapes
     ------
@@ -323,12 +333,21 @@ class Discriminator(nn.Module):
         n_classes: int = 16,
         classifier: bool = True,
         classifier_input: str = "spectrogram",
+        classifier_pooling: str = "global",
+        classifier_width: float | None = None,
+        n_bins: int | None = None,
     ) -> None:
         super().__init__()
         if classifier_input not in ("spectrogram", "joint"):
             raise ConfigError(
                 f"classifier_input must be 'spectrogram' or 'joint', got {classifier_input!r}"
             )
+        if classifier_pooling not in ("global", "time"):
+            raise ConfigError(
+                f"classifier_pooling must be 'global' or 'time', got {classifier_pooling!r}"
+            )
+        if classifier and classifier_pooling == "time" and not n_bins:
+            raise ConfigError("a classifier pooled over time only needs the spectrogram's n_bins")
         layers = [tuple(int(v) for v in layer) for layer in layers]
         if len(layers) < 2 or layers[-1][0] != 1:
             raise ConfigError(
@@ -341,14 +360,22 @@ class Discriminator(nn.Module):
         _, last_kernel, last_stride = self.layers[-1]
         self.patch_head = SameConv2d(trunk_channels, 1, last_kernel, stride=last_stride)
         self.classifier_input = classifier_input
+        self.classifier_pooling = classifier_pooling
         self.classifier_features: nn.Sequential | None = None
         self.classifier: nn.Linear | None = None
         if classifier:
             if classifier_input == "spectrogram":
-                downsampling = [layer for layer in hidden if layer[2] > 1] or hidden[:1]
+                scale = width_multiplier if classifier_width is None else classifier_width
+                own = [(max(1, round(f * scale)), k, s) for f, k, s in self.layers[:-1]]
+                downsampling = [layer for layer in own if layer[2] > 1] or own[:1]
                 self.classifier_features, features = _conv_stack(1, downsampling)
             else:
-                features = trunk_channels
+                downsampling, features = hidden, trunk_channels
+            if classifier_pooling == "time":
+                rows = int(n_bins)  # type: ignore[arg-type]
+                for _, _, stride in downsampling:
+                    rows = -(-rows // stride)  # SAME convolutions: ceil(rows / stride)
+                features *= rows
             self.classifier = nn.Linear(features, n_classes)
 
     def forward(self, spectrogram: Tensor, condition: Tensor) -> DiscriminatorOutput:
@@ -375,7 +402,9 @@ class Discriminator(nn.Module):
             if self.classifier_features is not None:
                 alone = spectrogram.contiguous(memory_format=torch.channels_last)
                 features = self.classifier_features(alone)
-            instrument_logits = self.classifier(features.mean(dim=(-2, -1)))
+            pooled = features.mean(dim=-1).flatten(1) if self.classifier_pooling == "time" \
+                else features.mean(dim=(-2, -1))
+            instrument_logits = self.classifier(pooled)
         return DiscriminatorOutput(patch_logits, instrument_logits)
 
 
@@ -430,6 +459,9 @@ class OrganModel(nn.Module):
                 n_classes=config.n_slots,
                 classifier=config.uses_classifier,
                 classifier_input=config.classifier_input,
+                classifier_pooling=config.classifier_pooling,
+                classifier_width=config.classifier_width,
+                n_bins=config.n_bins,
             )
 
     @classmethod

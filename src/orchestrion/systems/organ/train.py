@@ -20,7 +20,7 @@ from orchestrion.errors import ConfigError
 from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
-from orchestrion.systems.organ.presets import get_preset
+from orchestrion.systems.organ.presets import CLASSIFIER_FIELDS, OrganConfig, get_preset
 from orchestrion.timed_checkpoint import TimedCheckpoint
 
 SYSTEM = "render"
@@ -36,6 +36,27 @@ class TrainReport:
     steps: int
     minutes: float
     metrics: dict[str, float]
+
+
+CLASSIFIER_WEIGHTS = ("discriminator.classifier_features.", "discriminator.classifier.")
+"""Names of the instrument classifier's weights in an `OrganModel` state dict."""
+
+
+def _classifier_differs(init_from: str | Path, start: dict[str, Any], config: OrganConfig) -> bool:
+    """Whether an init-from model differs from `config` in its classifier's shape only.
+
+    Raises ConfigError naming the fields if it differs in anything else.
+    """
+    try:
+        before = json.loads(json.dumps(OrganConfig.from_dict(start).to_dict()))
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"--init-from {init_from}: its config is not an orGAN config ({exc})") from None
+    wanted = json.loads(json.dumps(config.to_dict()))
+    differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
+    other = [k for k in differ if k not in CLASSIFIER_FIELDS]
+    if other:
+        raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
+    return bool(differ)
 
 
 def _valid_loader(dataset: OrganChunks, batch_size: int) -> DataLoader:
@@ -87,11 +108,11 @@ def train_render(
                          n_chunks=len(train_set))
     if init_from is not None:
         start = load_checkpoint(init_from, SYSTEM)
-        wanted = json.loads(json.dumps(config.to_dict()))
-        if start.config != wanted:
-            differ = sorted(k for k in set(start.config) | set(wanted) if start.config.get(k) != wanted.get(k))
-            raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(differ)}")
-        load_state_into(module.model, start)
+        fresh_classifier = _classifier_differs(init_from, start.config, config)
+        if fresh_classifier:
+            warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
+                          "the classifier starts fresh", stacklevel=2)
+        load_state_into(module.model, start, skip=CLASSIFIER_WEIGHTS if fresh_classifier else ())
         history = [line[2:] for line in start.card.splitlines()
                    if line.startswith(("- trained:", "- training command:", "- started from:"))]
         started_from = f"`{start.path}` ({'; '.join(history)})" if history else f"`{start.path}`"

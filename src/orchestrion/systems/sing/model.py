@@ -177,6 +177,24 @@ def _rewrite_stack(config: SingConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def init_conv_weights(module: nn.Module) -> None:
+    """Kaiming-normal (ReLU gain) weights and zero biases for every conv in `module`.
+
+    PyTorch's default conv init (uniform, gain 1/sqrt(3), random biases) shrinks the signal
+    at every layer, so a fresh autoencoder's hidden state is mostly its biases, the same for
+    every note, and the best it can do is output silence. Measured on 64 training notes
+    (cpu preset, waveform MSE, batch 16): with the default init the relative error stayed at
+    1.000 for 460 batches; with this init it fell to 0.55 in 290 (0.20 with the decoder's
+    synthesis layer scaled by 0.1, `SingConfig.synthesis_init_scale`, so that a fresh
+    decoder starts quieter than the notes instead of louder).
+    """
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv1d, nn.ConvTranspose1d)):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
 class WaveformEncoder(nn.Module):
     """Waveform -> latent sequence.
 
@@ -195,6 +213,8 @@ class WaveformEncoder(nn.Module):
         self.activation = make_activation(config)
         self.rewrite = _rewrite_stack(config)
         self.projection = nn.Conv1d(config.channels, config.latent_dim, kernel_size=1)
+        if config.conv_init == "kaiming":
+            init_conv_weights(self)
 
     def forward(self, wave: Tensor) -> Tensor:
         if wave.dim() != 2:
@@ -226,6 +246,10 @@ class WaveformDecoder(nn.Module):
             config.channels, 1, config.kernel_size, config.stride, config.squared_window
         )
         self.context_size = config.context_size
+        if config.conv_init == "kaiming":
+            init_conv_weights(self)
+            with torch.no_grad():
+                self.synthesis.weight.mul_(config.synthesis_init_scale)
 
     @property
     def first_layer(self) -> nn.Conv1d:

@@ -5,8 +5,9 @@ Generator", NeurIPS 2018, and its public training defaults): 4096-channel autoen
 128-dimensional latent sequence, 3 x 1024 LSTM, 4 s notes at 16 kHz, spectral loss with
 n_fft 1024 / hop 256 / eps 1, Adam 3e-4, batch 64, 50 / 50 / 20 epochs for the three stages.
 ``cpu`` keeps the same geometry but is narrow enough to train on 2 CPU cores (sizes chosen
-from measured step times), feeds the pitch as continuous features and trains stages 1 and 3
-on waveform MSE at Adam 1e-3 (reasons next to the preset).
+from measured step times), feeds the pitch as continuous features, starts from a Kaiming
+init with a quiet decoder and trains stages 1 and 3 on waveform MSE at Adam 1e-3 (reasons
+next to the preset).
 
 Measured step times (2 CPU cores, torch 2.13 CPU; forward + backward + Adam step on one
 batch of 4 s notes, STFT loss; best of 5 after a warm-up; the machine was shared, so

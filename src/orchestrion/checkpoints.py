@@ -125,14 +125,10 @@ def load_state_into(module: torch.nn.Module, checkpoint: Checkpoint, skip: tuple
     state = {k: v for k, v in checkpoint.state_dict.items() if not k.startswith(skip)} if skip \
         else checkpoint.state_dict
     try:
-        missing, _ = module.load_state_dict(state, strict=not skip)
+        missing, unexpected = module.load_state_dict(state, strict=not skip)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"weights do not fit this model ({first})", checkpoint.path) from None
-    if skip:
-        expected = {k for k in module.state_dict() if not k.startswith(skip)}
-        unexpected = set(state) - set(module.state_dict())
-        absent = [k for k in missing if k in expected]
-        if absent or unexpected:
-            first = sorted(absent)[0] if absent else sorted(unexpected)[0]
-            raise CheckpointError(f"weights do not fit this model ({first!r} differs)", checkpoint.path)
+    misfits = sorted([k for k in missing if not k.startswith(skip)] + list(unexpected))
+    if misfits:
+        raise CheckpointError(f"weights do not fit this model ({misfits[0]!r} differs)", checkpoint.path)

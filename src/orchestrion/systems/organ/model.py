@@ -78,7 +78,13 @@ from orchestrion.nn.adversarial import AdversarialLoss, WeightedMultiHotBCE
 from orchestrion.nn.blocks import NoiseDropout, SameConv2d, set_inference_dropout
 from orchestrion.nn.msssim import MSSSIMLoss
 from orchestrion.systems.organ.encoding import RollEncoding, build_encoding
-from orchestrion.systems.organ.presets import OUTPUT_ACTIVATIONS, LayerSpec, OrganConfig
+from orchestrion.systems.organ.presets import (
+    CLASSIFIER_INPUTS,
+    CLASSIFIER_POOLINGS,
+    OUTPUT_ACTIVATIONS,
+    LayerSpec,
+    OrganConfig,
+)
 
 NEGATIVE_SLOPE = 0.2
 """LeakyReLU slope of the encoder, the discriminator and the seed's output activation."""
@@ -338,14 +344,10 @@ class Discriminator(nn.Module):
         n_bins: int | None = None,
     ) -> None:
         super().__init__()
-        if classifier_input not in ("spectrogram", "joint"):
-            raise ConfigError(
-                f"classifier_input must be 'spectrogram' or 'joint', got {classifier_input!r}"
-            )
-        if classifier_pooling not in ("global", "time"):
-            raise ConfigError(
-                f"classifier_pooling must be 'global' or 'time', got {classifier_pooling!r}"
-            )
+        for name, value, choices in (("classifier_input", classifier_input, CLASSIFIER_INPUTS),
+                                     ("classifier_pooling", classifier_pooling, CLASSIFIER_POOLINGS)):
+            if value not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
         if classifier and classifier_pooling == "time" and not n_bins:
             raise ConfigError("a classifier pooled over time only needs the spectrogram's n_bins")
         layers = [tuple(int(v) for v in layer) for layer in layers]

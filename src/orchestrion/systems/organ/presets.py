@@ -420,7 +420,7 @@ PRESETS: dict[str, OrganConfig] = {
     # machine): 0.52 s/step at 2.8M parameters; base 24 0.68 s (6.1M), base 32 0.85-0.96 s
     # (10.7M); 3-4 s chunks pad to 256 frames and cost 0.8-1.1 s.
     # The instrument classifier has its own full-width (1.0) stride-2 stack pooled over time
-    # only (0.17M weights): at a quarter width with global pooling (32 features, 10k weights)
+    # only (0.24M weights): at a quarter width with global pooling (32 features, 10k weights)
     # it still called nearly every instrument absent after 7,500 steps (macro-accuracy 0.02).
     "cpu": OrganConfig(classifier_pooling="time", classifier_width=1.0),
 }

@@ -1,5 +1,6 @@
 """Copy a trained model folder into the package's shipped models (float16 weights) and
-append an evaluation report to its model card.
+append an evaluation report to its model card. Weights a system never uses to generate
+(SING's stage-1 encoder) are left out.
 
 usage: python scripts/ship_model.py RUN/model NAME SYSTEM [EVALUATION.md ...]
 """
@@ -10,15 +11,25 @@ import sys
 from pathlib import Path
 
 from orchestrion.checkpoints import ASSETS_DIR, load_checkpoint, save_checkpoint
+from orchestrion.systems.sing.model import GENERATION_UNUSED as NOTE_GENERATION_UNUSED
+
+UNUSED_BY_SYSTEM: dict[str, tuple[str, ...]] = {"note": NOTE_GENERATION_UNUSED}
+"""Weight-name prefixes left out of a shipped model, by system."""
 
 
 def main() -> None:
     source, name, system, *reports = sys.argv[1:]
     checkpoint = load_checkpoint(source, system)
+    unused = UNUSED_BY_SYSTEM.get(system, ())
+    state = {k: v for k, v in checkpoint.state_dict.items() if not k.startswith(unused)} \
+        if unused else checkpoint.state_dict
     card = checkpoint.card.rstrip() + "\n"
+    if len(state) < len(checkpoint.state_dict):
+        card += (f"\nShipped without the weights under {', '.join(unused)} "
+                 "(used in training only), as float16.\n")
     for report in reports:
         card += "\n" + Path(report).read_text().rstrip() + "\n"
-    folder = save_checkpoint(ASSETS_DIR / name, system, checkpoint.config, checkpoint.state_dict, card, half=True)
+    folder = save_checkpoint(ASSETS_DIR / name, system, checkpoint.config, state, card, half=True)
     size_mb = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
     print(f"shipped {folder} ({size_mb:.1f} MB)")
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from orchestrion.audio.io import load_audio, resample, save_audio, to_mono
+from orchestrion.audio.io import detune, load_audio, resample, save_audio, to_mono
 from orchestrion.errors import (
+    ConfigError,
     AudioReadError,
     InputFileNotFoundError,
     NonFiniteAudioError,
@@ -107,3 +108,21 @@ def test_outputs_get_the_usual_file_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("semitones", [-0.4, 0.25, 1.0])
+def test_detune_moves_the_pitch_and_length_by_the_same_factor(semitones):
+    sr = 16_000
+    time = np.arange(2 * sr) / sr
+    wave = np.sin(2 * np.pi * 440.0 * time).astype(np.float32)
+    out = detune(wave, semitones)
+    factor = 2.0 ** (semitones / 12)
+    assert abs(len(out) - len(wave) / factor) <= 1
+    segment = out[: sr] * np.hanning(sr)
+    spectrum = np.abs(np.fft.rfft(segment, 8 * sr))  # 0.125 Hz bins
+    peak = np.argmax(spectrum) / 8.0
+    assert abs(1200 * np.log2(peak / (440.0 * factor))) < 2.0, peak
+    assert np.sqrt(np.mean(out[: sr] ** 2)) == pytest.approx(np.sqrt(0.5), rel=0.01)
+    assert np.array_equal(detune(wave, 0.0), wave)
+    with pytest.raises(ConfigError, match="finite"):
+        detune(wave, float("nan"))

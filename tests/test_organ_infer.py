@@ -594,23 +594,43 @@ def test_cli_train_render_refuses_weights_of_another_config(tiny_dataset, checkp
     result = runner.invoke(
         app,
         ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "1",
-         "-q", "--set", "base_width=4", "--set", "discriminator_width=0.125", "--set", "l1_weight=3",
+         "-q", "--set", "base_width=4", "--set", "discriminator_width=0.125", "--set", "dropout=0.3",
+         "--set", "l1_weight=3", "--init-from", str(checkpoint)],
+    )
+    assert_clean_failure(result, run, "--init-from", "differs", "dropout")
+    assert "l1_weight" not in result.output  # a loss weight may change
+
+
+def _continue_for_one_step(tiny_dataset, checkpoint, run, *settings: str):
+    """`train render --init-from checkpoint` for one step with the tiny model's sizes and `settings`."""
+    sets = [arg for setting in settings for arg in ("--set", setting)]
+    return runner.invoke(
+        app,
+        ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "1",
+         "-q", "--set", "base_width=4", "--set", "discriminator_width=0.125", *sets,
          "--init-from", str(checkpoint)],
     )
-    assert_clean_failure(result, run, "--init-from", "differs", "l1_weight")
+
+
+def test_cli_train_render_continues_under_new_loss_weights_with_every_weight(tiny_dataset, checkpoint, tmp_path):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    result = _continue_for_one_step(tiny_dataset, checkpoint, run, "l1_weight=3",
+                                    "spectral_convergence_weight=2")
+    assert result.exit_code == 0, result.output
+    before = load_file(checkpoint / "model.safetensors")
+    after = load_file(run / "model" / "model.safetensors")
+    assert set(before) == set(after)
+    assert all(torch.allclose(before[k].float(), after[k].float(), atol=1e-3) for k in before
+               if k.endswith("weight") and "norm" not in k)
 
 
 def test_cli_train_render_continues_under_a_new_classifier_shape(tiny_dataset, checkpoint, tmp_path):
     from safetensors.torch import load_file
 
     run = tmp_path / "run"
-    result = runner.invoke(
-        app,
-        ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "1",
-         "-q", "--set", "base_width=4", "--set", "discriminator_width=0.125",
-         "--set", "classifier_pooling=global",
-         "--init-from", str(checkpoint)],
-    )
+    result = _continue_for_one_step(tiny_dataset, checkpoint, run, "classifier_pooling=global")
     assert result.exit_code == 0, result.output
     before = load_file(checkpoint / "model.safetensors")
     after = load_file(run / "model" / "model.safetensors")

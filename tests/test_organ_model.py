@@ -273,6 +273,33 @@ def test_combined_loss_reaches_the_generators_first_layer() -> None:
     torch.testing.assert_close(d_terms["total"], expected)
 
 
+def test_spectral_convergence_term_compares_linear_magnitudes() -> None:
+    config = get_preset("cpu", spectral_convergence_weight=2.0, msssim_weight=0.0, l1_weight=0.0,
+                        adversarial_weight=0.0, instrument_classifier=False)
+    loss = OrganLoss(config)
+    torch.manual_seed(0)
+    real = 4.0 * torch.rand(2, 1, 33, 10)
+    assert float(loss.generator_loss(real, real, None)["sc"]) < 1e-6
+    fake = (real + 0.3 * torch.randn_like(real)).clamp(min=0).requires_grad_()
+    terms = loss.generator_loss(fake, real, None)
+    magnitude = torch.sqrt(torch.expm1(real))  # |X| without the floor: nearly the same
+    expected = ((magnitude - torch.sqrt(torch.expm1(fake.detach()))).flatten(1).norm(dim=1)
+                / magnitude.flatten(1).norm(dim=1)).mean()
+    assert float(terms["sc"]) == pytest.approx(float(expected), rel=1e-3)
+    torch.testing.assert_close(terms["total"], 2.0 * terms["sc"])
+    terms["total"].backward()
+    assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+    silent = torch.zeros_like(real, requires_grad=True)  # a silent fake: finite, bounded slope
+    loss.generator_loss(silent, real, None)["total"].backward()
+    assert torch.isfinite(silent.grad).all()
+    # a louder error on the loudest bins costs more than the same log error on quiet ones
+    loud, quiet = real.clone(), real.clone()
+    top = real >= real.flatten().kthvalue(int(0.9 * real.numel())).values
+    loud[top] += 0.5
+    quiet[real < 0.5] += 0.5
+    assert loss.generator_loss(loud, real, None)["sc"] > loss.generator_loss(quiet, real, None)["sc"]
+
+
 def test_a_few_steps_overfit_one_batch() -> None:
     torch.manual_seed(0)
     config = get_preset(

@@ -356,3 +356,22 @@ def test_kaiming_init_lets_the_fresh_encoder_tell_notes_apart() -> None:
     assert spread["default"] < 0.1 < 0.3 < spread["kaiming"], spread
     with pytest.raises(ConfigError, match="conv_init"):
         get_preset("cpu", conv_init="xavier")
+
+
+def test_continuous_pitch_takes_fractional_pitches_and_a_table_refuses_them():
+    torch.manual_seed(0)
+    model = Sing(tiny_config(pitch_encoding="continuous", pitch_dim=12))
+    instrument, _, velocity = note_ids(2)
+    with torch.no_grad():
+        whole = model.generate_latent(instrument, torch.tensor([60, 60]), velocity)
+        half = model.generate_latent(instrument, torch.tensor([60.5, 60.5]), velocity)
+    assert whole.shape == half.shape and not torch.allclose(whole, half)
+    with pytest.raises(ConfigError, match="0..127"):
+        model(instrument, torch.tensor([60.0, 127.5]), velocity)
+    table = Sing(tiny_config())
+    with pytest.raises(ConfigError, match="integer"):
+        table(instrument, torch.tensor([60.5, 61.0]), velocity)
+    with pytest.raises(ConfigError, match="continuous"):
+        tiny_config(pitch_shift_semitones=0.4)
+    with pytest.raises(ConfigError, match="0..12"):
+        tiny_config(pitch_encoding="continuous", pitch_dim=12, pitch_shift_semitones=-1.0)

@@ -242,6 +242,9 @@ def test_resume_continues_an_unfinished_stage_and_skips_finished_ones(tiny_data,
     assert not (out / "stages" / "autoencoder" / "final").exists()
     with pytest.raises(ConfigError, match="--resume"):
         train_note(tiny_data, out, overrides=TINY, stages=["autoencoder"], progress=False)
+    with pytest.raises(ConfigError, match="part-way"):  # a loss may not change mid-stage
+        train_note(tiny_data, out, overrides={"loss_eps": 0.01}, stages=["autoencoder"],
+                   evaluate_notes=0, resume=True, progress=False)
     report = train_note(tiny_data, out, stages=["autoencoder"], evaluate_notes=0, resume=True,
                         progress=False)
     assert [(r.stage, r.steps, r.skipped) for r in report.stages] == [("autoencoder", 5, False)]
@@ -251,6 +254,40 @@ def test_resume_continues_an_unfinished_stage_and_skips_finished_ones(tiny_data,
         ("autoencoder", 5, True), ("sequence", 1, False)]
     with pytest.raises(ConfigError, match="channels"):
         train_note(tiny_data, out, overrides={**TINY, "channels": 32}, resume=True, progress=False)
+    # training settings may change for a stage not yet started; the card keeps both
+    report = train_note(tiny_data, out, stages=["finetune"], max_steps_per_stage=1,
+                        overrides={"loss_eps": 0.01, "pitch_shift_semitones": 0.4},
+                        evaluate_notes=0, resume=True, progress=False, command="third command")
+    finetune = report.stages[-1]
+    assert (finetune.stage, finetune.steps) == ("finetune", 1)
+    assert finetune.settings["loss_eps"] == 0.01 and finetune.settings["pitch_shift_semitones"] == 0.4
+    card = (out / "model" / "MODEL_CARD.md").read_text()
+    assert "- finetune: `third command`" in card
+    assert "- autoencoder: `(not recorded)`, with loss_eps = 1.0, with pitch_shift_semitones = 0.0" in card
+
+
+def test_detuned_notes_carry_their_fractional_pitch(tiny_data):
+    source = describe_data(tiny_data)
+    records = list_notes(source, "train")
+    table = InstrumentTable.from_records(records, source)
+    torch.manual_seed(0)
+    notes = SingNotes(records, table, 64_000, pitch_shift=0.4)
+    plain = SingNotes(records, table, 64_000)
+    index = next(i for i, r in enumerate(notes.records) if r.velocity == 127)
+    shifts = []
+    for _ in range(3):
+        item = notes[index]
+        shift = item["pitch"] - notes.records[index].pitch
+        assert isinstance(item["pitch"], float) and abs(shift) <= 0.4
+        assert item["audio"].shape == (64_000,)
+        cents = pitch_error_cents(estimate_f0(item["audio"].numpy(), 16_000, round(item["pitch"])),
+                                  round(item["pitch"]))
+        assert abs(cents - 100 * (item["pitch"] - round(item["pitch"]))) < 15, (cents, item["pitch"])
+        shifts.append(shift)
+    assert len(set(shifts)) == 3  # a new shift every time the note is read
+    assert isinstance(plain[index]["pitch"], int)
+    with pytest.raises(ConfigError, match="pitch_shift"):
+        SingNotes(records, table, 64_000, pitch_shift=-0.1)
 
 
 def test_resume_without_a_run_is_an_error(tiny_data, tmp_path):
@@ -268,6 +305,25 @@ def test_export_loads_and_generates_finite_64000_sample_notes(model_dir):
                            batch_size=2)
     assert waves.shape == (3, 64_000) and waves.dtype == np.float32
     assert np.isfinite(waves).all()
+
+
+def test_a_model_without_its_encoder_generates_the_same_notes(model_dir, tmp_path):
+    """Shipped models leave out stage 1's encoder; a missing decoder weight is still an error."""
+    from orchestrion.checkpoints import load_checkpoint
+
+    full = load_checkpoint(model_dir, "note")
+    lean = {k: v for k, v in full.state_dict.items() if not k.startswith("encoder.")}
+    assert len(lean) < len(full.state_dict)
+    folder = save_checkpoint(tmp_path / "lean", "note", full.config, lean, full.card, half=True)
+    requests = [("flute", 62, 127), ("violin", 60, 75)]
+    torch.manual_seed(0)
+    expected = generate_notes(NoteModel.from_pretrained(model_dir), requests)
+    got = generate_notes(NoteModel.from_pretrained(folder), requests)
+    assert np.abs(got - expected).max() < 1e-2 * max(np.abs(expected).max(), 1e-6)
+    broken = {k: v for k, v in lean.items() if not k.startswith("decoder.")}
+    save_checkpoint(tmp_path / "broken", "note", full.config, broken, full.card)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        NoteModel.from_pretrained(tmp_path / "broken")
 
 
 def test_generate_notes_checks_every_request_first(model_dir):

@@ -5,13 +5,14 @@ Arrays at this edge are numpy float32, shaped (samples,) for mono or (channels, 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from orchestrion.errors import AudioReadError, NonFiniteAudioError, SampleRateError
+from orchestrion.errors import AudioReadError, ConfigError, NonFiniteAudioError, SampleRateError
 from orchestrion.files import atomic_output, require_file
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
@@ -34,6 +35,21 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int, quality: str = "HQ"
         return soxr.resample(wave, orig_sr, target_sr, quality=quality).astype(np.float32)
     out = soxr.resample(np.ascontiguousarray(wave.T), orig_sr, target_sr, quality=quality)
     return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+def detune(wave: np.ndarray, semitones: float) -> np.ndarray:
+    """(samples,) audio played `semitones` higher (negative: lower) by resampling with soxr.
+
+    Like a tape played faster or slower, the note also gets shorter or longer by the same
+    factor ``2 ** (semitones / 12)``; the result has ``round(len(wave) / factor)`` samples.
+    """
+    if not math.isfinite(semitones):
+        raise ConfigError(f"a detune must be a finite number of semitones, got {semitones}")
+    wave = np.asarray(wave, dtype=np.float32)
+    if semitones == 0:
+        return wave
+    factor = 2.0 ** (semitones / 12.0)
+    return soxr.resample(wave, factor, 1.0, quality="HQ").astype(np.float32)
 
 
 def check_finite(wave: np.ndarray, path: str | Path | None = None) -> None:

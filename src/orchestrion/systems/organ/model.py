@@ -73,6 +73,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from orchestrion.audio.phase import spectral_convergence
 from orchestrion.errors import ConfigError
 from orchestrion.nn.adversarial import AdversarialLoss, WeightedMultiHotBCE
 from orchestrion.nn.blocks import NoiseDropout, SameConv2d, set_inference_dropout
@@ -542,6 +543,14 @@ class OrganLoss(nn.Module):
         power = torch.expm1(spectrogram).abs() + 10.0 ** (floor / 10.0)
         return (10.0 * torch.log10(power) - floor) / (ceiling - floor)
 
+    def magnitude(self, spectrogram: Tensor) -> Tensor:
+        """Log-power S = ln(1 + |X|^2) -> magnitude |X| (of the gain-scaled audio).
+
+        The power gets the `db_floor` added, as in `unit_db`, so the square root keeps a
+        bounded slope where a generated bin is silent.
+        """
+        return torch.sqrt(torch.expm1(spectrogram).abs() + 10.0 ** (self.config.db_floor / 10.0))
+
     def generator_loss(
         self,
         fake: Tensor,
@@ -565,7 +574,8 @@ class OrganLoss(nn.Module):
 
         Returns
         -------
-        dict with "total" and each computed term ("adversarial", "l1", "msssim", "instrument").
+        dict with "total" and each computed term ("adversarial", "l1", "msssim", "sc",
+        "instrument").
         """
         config = self.config
         terms: dict[str, Tensor] = {}
@@ -579,6 +589,9 @@ class OrganLoss(nn.Module):
         if config.msssim_weight > 0:
             terms["msssim"] = self.msssim(self.unit_db(fake), self.unit_db(real))
             total = total + config.msssim_weight * terms["msssim"]
+        if config.spectral_convergence_weight > 0:
+            terms["sc"] = spectral_convergence(self.magnitude(real), self.magnitude(fake)).mean()
+            total = total + config.spectral_convergence_weight * terms["sc"]
         if self._classifier_term(use_classifier, judgement, labels):
             logits = judgement.instrument_logits  # type: ignore[union-attr]
             terms["instrument"] = self.instrument(logits, labels)  # type: ignore[arg-type]

@@ -41,6 +41,13 @@ CLASSIFIER_POOLINGS = ("global", "time")
 CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
 """Fields that shape only the instrument classifier: a model may be continued
 (``init_from``) under other values of these, with a freshly initialised classifier."""
+TRAINING_FIELDS = (
+    "gan_loss", "adversarial_weight", "l1_weight", "msssim_weight", "instrument_weight",
+    "spectral_convergence_weight", "discriminator_adversarial_factor", "db_floor",
+    "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
+)
+"""Fields of the losses and the optimiser, not of the weights: a model may be continued
+(``init_from``) under other values of these, with all its weights."""
 
 
 def _next_power_of_two(n: int) -> int:
@@ -148,7 +155,12 @@ class OrganConfig:
     ------
     gan_loss : {"bce", "lsgan"}
     adversarial_weight, l1_weight, msssim_weight, instrument_weight : float
-        ``L_G = adv * L_adv + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w``.
+        ``L_G = adv * L_adv + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w
+        + sc * SC``.
+    spectral_convergence_weight : float
+        Weight ``sc`` of the spectral convergence ``||M_fake - M_real||_F / ||M_real||_F``
+        of the linear magnitudes (per chunk), the term of the audio protocol's MR-STFT
+        that the loudest bins dominate; 0 (the seed) leaves it out.
     discriminator_adversarial_factor : float
         ``L_D = factor * L_adv_D + inst * BCE_w(real)``; seed 0.5.
     db_floor, db_ceiling : float
@@ -205,6 +217,7 @@ class OrganConfig:
     l1_weight: float = 0.0
     msssim_weight: float = 100.0
     instrument_weight: float = 0.5
+    spectral_convergence_weight: float = 0.0
     discriminator_adversarial_factor: float = 0.5
     db_floor: float = -40.0
     db_ceiling: float = 50.0
@@ -258,7 +271,8 @@ class OrganConfig:
                      "learning_rate"):
             number(name, positive=True)
         for name in ("harmonic_decay", "adversarial_weight", "l1_weight", "msssim_weight",
-                     "instrument_weight", "discriminator_adversarial_factor"):
+                     "instrument_weight", "discriminator_adversarial_factor",
+                     "spectral_convergence_weight"):
             number(name, positive=False)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")

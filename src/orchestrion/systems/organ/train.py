@@ -20,7 +20,7 @@ from orchestrion.errors import ConfigError
 from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
-from orchestrion.systems.organ.presets import CLASSIFIER_FIELDS, OrganConfig, get_preset
+from orchestrion.systems.organ.presets import CLASSIFIER_FIELDS, TRAINING_FIELDS, OrganConfig, get_preset
 from orchestrion.timed_checkpoint import TimedCheckpoint
 
 SYSTEM = "render"
@@ -43,9 +43,10 @@ CLASSIFIER_WEIGHTS = ("discriminator.classifier_features.", "discriminator.class
 
 
 def _classifier_differs(init_from: str | Path, start: dict[str, Any], config: OrganConfig) -> bool:
-    """Whether an init-from model differs from `config` in its classifier's shape only.
+    """Whether an init-from model's classifier has another shape than `config`'s.
 
-    Raises ConfigError naming the fields if it differs in anything else.
+    The losses and optimiser (`TRAINING_FIELDS`) may differ too; raises ConfigError naming
+    the fields if it differs in anything else.
     """
     try:
         before = json.loads(json.dumps(OrganConfig.from_dict(start).to_dict()))
@@ -53,10 +54,10 @@ def _classifier_differs(init_from: str | Path, start: dict[str, Any], config: Or
         raise ConfigError(f"--init-from {init_from}: its config is not an orGAN config ({exc})") from None
     wanted = json.loads(json.dumps(config.to_dict()))
     differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
-    other = [k for k in differ if k not in CLASSIFIER_FIELDS]
+    other = [k for k in differ if k not in CLASSIFIER_FIELDS + TRAINING_FIELDS]
     if other:
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
-    return bool(differ)
+    return any(k in CLASSIFIER_FIELDS for k in differ)
 
 
 def _valid_loader(dataset: OrganChunks, batch_size: int) -> DataLoader:

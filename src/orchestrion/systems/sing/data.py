@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from orchestrion.audio.io import load_audio
+from orchestrion.audio.io import detune, load_audio
 from orchestrion.data.build import MANIFEST_NAME
 from orchestrion.data.nsynth import (
     NSYNTH_SAMPLE_RATE,
@@ -404,11 +404,19 @@ class SingNotes(Dataset):
     Items: ``audio`` float32 (n_samples,), ``instrument`` (model id), ``pitch``,
     ``velocity`` (MIDI), ``index`` (position in `records`). Notes of instruments missing
     from `table` are left out (counted in `n_unknown`).
+
+    With ``pitch_shift > 0`` every item is detuned anew by a uniform random shift in
+    +-pitch_shift semitones (torch's random generator, so Lightning's per-worker seeding
+    applies) and ``pitch`` is the fractional MIDI pitch it now has.
     """
 
-    def __init__(self, records: Sequence[NoteRecord], table: InstrumentTable, n_samples: int) -> None:
+    def __init__(self, records: Sequence[NoteRecord], table: InstrumentTable, n_samples: int,
+                 pitch_shift: float = 0.0) -> None:
+        if not 0.0 <= pitch_shift <= 12.0:
+            raise ConfigError(f"pitch_shift must lie in 0..12 semitones, got {pitch_shift}")
         self.table = table
         self.n_samples = n_samples
+        self.pitch_shift = float(pitch_shift)
         self.records: list[NoteRecord] = []
         self.model_ids: list[int] = []
         self.n_unknown = 0
@@ -425,10 +433,17 @@ class SingNotes(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
+        wave = read_note(record, self.n_samples)
+        pitch: float | int = record.pitch
+        if self.pitch_shift > 0:
+            shift = float(torch.empty(()).uniform_(-self.pitch_shift, self.pitch_shift))
+            shift = min(max(shift, -float(record.pitch)), 127.0 - record.pitch)
+            wave = np.ascontiguousarray(fit_length(detune(wave, shift), self.n_samples))
+            pitch = record.pitch + shift
         return {
-            "audio": torch.from_numpy(read_note(record, self.n_samples)),
+            "audio": torch.from_numpy(wave),
             "instrument": self.model_ids[index],
-            "pitch": record.pitch,
+            "pitch": pitch,
             "velocity": record.velocity,
             "index": index,
         }

@@ -33,7 +33,7 @@ from orchestrion.checkpoints import (
 from orchestrion.errors import ConfigError, DatasetError
 from orchestrion.files import require_file
 from orchestrion.systems.sing.data import InstrumentEntry, InstrumentTable
-from orchestrion.systems.sing.model import Sing
+from orchestrion.systems.sing.model import GENERATION_UNUSED, Sing
 from orchestrion.systems.sing.presets import SingConfig
 
 SYSTEM = "note"
@@ -123,7 +123,7 @@ class NoteModel:
             raise CheckpointError(f"not a usable note model config ({problem})",
                                   checkpoint.path) from None
         sing = Sing(config)
-        load_state_into(sing, checkpoint)
+        load_state_into(sing, checkpoint, skip=GENERATION_UNUSED)  # shipped models omit them
         info = {k: v for k, v in checkpoint.config.items() if k not in ("sing", "instruments")}
         return cls(sing, table, checkpoint.card, checkpoint.path, info)
 

@@ -281,6 +281,20 @@ def _check_indices(name: str, values: Tensor, size: int) -> Tensor:
     return values.long()
 
 
+def _check_pitch(values: Tensor) -> Tensor:
+    """(B,) MIDI pitches, whole or fractional, as a float tensor; ConfigError outside 0..127."""
+    values = torch.as_tensor(values)
+    if values.dim() != 1 or values.dtype == torch.bool or values.is_complex():
+        raise ConfigError(f"pitch must be a 1-D real tensor (batch,), got {values.dtype} "
+                          f"of shape {tuple(values.shape)}")
+    values = values.float()
+    if values.numel() and not (bool(torch.isfinite(values).all())
+                               and float(values.min()) >= 0 and float(values.max()) <= 127):
+        raise ConfigError(f"pitch values must lie in 0..127, got {float(values.min())}.."
+                          f"{float(values.max())}")
+    return values
+
+
 class ContinuousPitch(nn.Module):
     """MIDI pitch -> `dim` fixed sine/cosine features, periods 256, 128, ... semitones.
 
@@ -342,7 +356,8 @@ class SequenceGenerator(nn.Module):
         Parameters
         ----------
         instrument, pitch, velocity : (B,) integer ids: instrument index, MIDI pitch and
-            MIDI velocity (0-127).
+            MIDI velocity (0-127). Under the continuous pitch encoding, pitch may be
+            fractional (a float tensor).
         start : first time step to generate (for truncated back-propagation).
         length : number of steps; None runs to `n_steps`.
         state : LSTM (h, c), each (layers, B, hidden), carried over from the previous chunk.
@@ -357,7 +372,8 @@ class SequenceGenerator(nn.Module):
                 f"time steps {start}..{start + length} fall outside the model's 0..{self.n_steps}"
             )
         instrument = _check_indices("instrument", instrument, self.instrument_table.num_embeddings)
-        pitch = _check_indices("pitch", pitch, self.pitch_table.num_embeddings)
+        pitch = (_check_pitch(pitch) if isinstance(self.pitch_table, ContinuousPitch)
+                 else _check_indices("pitch", pitch, self.pitch_table.num_embeddings))
         velocity = _check_indices("velocity", velocity, self.velocity_table.num_embeddings)
         if not instrument.shape == pitch.shape == velocity.shape:
             raise ConfigError(
@@ -379,6 +395,11 @@ class SequenceGenerator(nn.Module):
             inputs.append(self.time_table(steps).unsqueeze(0).expand(batch, length, -1))
         hidden, state = self.lstm(torch.cat(inputs, dim=-1), state)
         return self.output(hidden).transpose(1, 2), state
+
+
+GENERATION_UNUSED = ("encoder.",)
+"""Weight-name prefixes that generating notes never uses (stage 1's encoder): a shipped
+model may leave them out."""
 
 
 class Sing(nn.Module):

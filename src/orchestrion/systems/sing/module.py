@@ -75,7 +75,9 @@ class SingModule(L.LightningModule):
         return self.stage == "autoencoder" and self.global_step < self.config.autoencoder_warmup_batches
 
     def _ids(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
-        return (batch["instrument"].long(), batch["pitch"].long(), batch["velocity"].long())
+        pitch = batch["pitch"]
+        pitch = pitch.float() if pitch.is_floating_point() else pitch.long()  # detuned notes
+        return (batch["instrument"].long(), pitch, batch["velocity"].long())
 
     def _reconstruction_loss(self, output: Tensor, target: Tensor) -> Tensor:
         chosen = self.config.autoencoder_loss if self.stage == "autoencoder" else self.config.finetune_loss

@@ -121,6 +121,15 @@ class SingConfig:
         plain silence; with 300 MSE batches first it was under silence (0.0329 vs 0.0381)
         200 batches after the switch.
 
+    Data augmentation
+    -----------------
+    pitch_shift_semitones : each training note (all stages) is detuned by a shift drawn
+        uniformly from +-this many semitones (resampled with soxr, so it also gets shorter
+        or longer by up to 2.4 %) and labelled with its fractional pitch; continuous pitch
+        only. 0 (SING) trains on whole MIDI pitches only. Below 0.5, no training sound
+        comes within 50 cents (the pitch-accuracy tolerance) of a pitch held out of
+        training, so the held-out figures still measure pitches the model never heard.
+
     Optimisation
     ------------
     learning_rate : Adam step size (3e-4).
@@ -164,6 +173,8 @@ class SingConfig:
     finetune_loss: str = "spectral"
     autoencoder_warmup_batches: int = 0
 
+    pitch_shift_semitones: float = 0.0
+
     learning_rate: float = 3e-4
     batch_size: int = 64
     autoencoder_epochs: int = 50
@@ -200,6 +211,16 @@ class SingConfig:
             raise ConfigError(
                 f"SING config: a continuous pitch encoding needs an even pitch_dim (sine and "
                 f"cosine pairs), got {self.pitch_dim}"
+            )
+        if not 0.0 <= self.pitch_shift_semitones <= 12.0:
+            raise ConfigError(
+                "SING config: pitch_shift_semitones must lie in 0..12, got "
+                f"{self.pitch_shift_semitones!r}"
+            )
+        if self.pitch_shift_semitones > 0 and self.pitch_encoding != "continuous":
+            raise ConfigError(
+                "SING config: pitch_shift_semitones needs pitch_encoding = 'continuous' (a "
+                "pitch table has no entry for a fractional pitch)"
             )
         _check_choice("loss_transform", self.loss_transform, LOSS_TRANSFORMS)
         _check_choice("loss_distance", self.loss_distance, LOSS_DISTANCES)

@@ -20,6 +20,12 @@ A stage stopped part-way through an epoch (crash, Ctrl-C) resumes at the same ba
 but the rest of that epoch is drawn from a fresh shuffle (the loader keeps no position).
 Each fresh stage is validated once before training, so the card shows where its held-out
 loss started.
+
+A continued run keeps the model's shape from ``run.json``. Its epochs may change at any
+time, and its training settings (`TRAINING_FIELDS`: losses, learning rate, batch size, pitch
+shift) for stages it has not started yet, e.g. a stage 3 under another loss after stages 1-2.
+Each stage records the command and settings it trained with, and the card lists them when
+they differ.
 """
 
 from __future__ import annotations
@@ -68,7 +74,15 @@ STAGES_DIR = "stages"
 FINAL_DIR = "final"
 EXPORT_DIR = "model"
 SCHEDULE_FIELDS = ("autoencoder_epochs", "sequence_epochs", "finetune_epochs")
-"""Config fields a resumed run may change; every other field is fixed by ``run.json``."""
+"""Config fields a resumed run may change at any time."""
+TRAINING_FIELDS = (
+    "autoencoder_loss", "finetune_loss", "autoencoder_warmup_batches", "loss_transform",
+    "loss_distance", "loss_eps", "loss_n_fft", "loss_hop_length", "pitch_shift_semitones",
+    "learning_rate", "batch_size",
+)
+"""Config fields that shape training but not the weights: a resumed run may change them
+for stages it has not started (each stage's report keeps the values it trained with).
+Every other field is fixed by ``run.json``."""
 STAGE_EPOCH_FIELD = dict(zip(STAGES, SCHEDULE_FIELDS))
 console = Console(stderr=True)
 
@@ -98,6 +112,8 @@ class StageReport:
     val_loss: float
     val_waveform_l1: float
     initial_val_loss: float = float("nan")
+    command: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
     skipped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,7 +124,8 @@ class StageReport:
         return cls(str(values["stage"]), int(values["steps"]), float(values["minutes"]),
                    float(values["train_loss"]), float(values["val_loss"]),
                    float(values["val_waveform_l1"]),
-                   float(values.get("initial_val_loss", float("nan"))), skipped)
+                   float(values.get("initial_val_loss", float("nan"))),
+                   str(values.get("command", "")), dict(values.get("settings", {})), skipped)
 
 
 @dataclass
@@ -216,10 +233,12 @@ def _plan_from_run_file(
     changed = [f.name for f in dataclasses.fields(SingConfig)
                if f.name not in SCHEDULE_FIELDS
                and getattr(requested, f.name) != getattr(config, f.name)]
-    if changed:
+    fixed = [name for name in changed if name not in TRAINING_FIELDS]
+    if fixed:
         raise ConfigError(
-            f"this run was started with other values of {', '.join(changed)}; only the "
-            f"epochs ({', '.join(SCHEDULE_FIELDS)}) may change when continuing it", run_path)
+            f"this run was started with other values of {', '.join(fixed)}; only the "
+            f"epochs and the training settings ({', '.join(TRAINING_FIELDS)}) may change "
+            "when continuing it", run_path)
     stored_split_mode = stored["data"]["split_mode"]
     if split_mode != "auto" and split_mode != stored_split_mode:
         raise ConfigError(f"this run splits its data by {stored_split_mode!r}", run_path)
@@ -229,7 +248,7 @@ def _plan_from_run_file(
         raise ConfigError(f"this run trains on instruments {instrument_filter}", run_path)
     table = InstrumentTable.from_dict(stored)
     plan = RunPlan(requested, stored["preset"], {**stored.get("overrides", {}), **overrides},
-                   table, source, instrument_filter)
+                   table, source, instrument_filter, {"changed_training_fields": changed})
     return plan, list_notes(source, "train", instrument_filter)
 
 
@@ -395,12 +414,14 @@ def train_note(
         raise ConfigError(f"--resume: nothing to resume in {out_dir} (no {RUN_FILE})")
     plan, train_records = _plan_run(data_dir, out_dir, preset, overrides, instruments, split_mode)
     config = plan.config
+    _check_partial_stages_keep_settings(out_dir, stages, plan.extra.get("changed_training_fields", []))
     if rank_zero_only.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         with atomic_output(out_dir / RUN_FILE) as tmp:
             tmp.write_text(json.dumps(plan.to_dict(), indent=1, sort_keys=True) + "\n")
 
-    train_set = SingNotes(train_records, plan.table, config.n_samples)
+    train_set = SingNotes(train_records, plan.table, config.n_samples,
+                          pitch_shift=config.pitch_shift_semitones)
     valid_set = SingNotes(list_notes(plan.source, "valid", plan.instrument_filter), plan.table,
                           config.n_samples)
     if progress:
@@ -421,7 +442,7 @@ def train_note(
                 stage, plan, train_set, valid_set, out_dir, seed + index,
                 max_minutes_per_stage, max_epochs_per_stage, max_steps_per_stage,
                 checkpoint_minutes, validate_notes, validate_every, num_workers, devices,
-                strategy, progress,
+                strategy, progress, command,
             ))
 
     export_dir = out_dir / EXPORT_DIR
@@ -462,6 +483,19 @@ def _check_stages(stages: Sequence[str]) -> tuple[str, ...]:
     return tuple(s for s in STAGES if s in stages)
 
 
+def _check_partial_stages_keep_settings(out_dir: Path, stages: Sequence[str],
+                                        changed: Sequence[str]) -> None:
+    """ConfigError if training settings change under a stage already part-way through."""
+    if not changed:
+        return
+    partial = [s for s in stages if _last_ckpt(out_dir, s).is_file() and not _stage_finished(out_dir, s)]
+    if partial:
+        raise ConfigError(
+            f"stage {partial[0]} is part-way through with the run's old {', '.join(changed)}; "
+            "finish it with those (or start the stage afresh in a copy of the run) before "
+            "changing them", out_dir)
+
+
 def _finished_report(out_dir: Path, stage: str) -> StageReport:
     try:
         checkpoint = load_checkpoint(_final_dir(out_dir, stage), system=SYSTEM)
@@ -487,6 +521,7 @@ def _train_stage(
     devices: int,
     strategy: str,
     progress: bool,
+    command: str = "",
 ) -> StageReport:
     """Fit one stage (resuming its last checkpoint if there is one) and write its final weights."""
     config = plan.config
@@ -542,6 +577,8 @@ def _train_stage(
         val_loss=_metric(validation, "val/loss"),
         val_waveform_l1=_metric(validation, "val/waveform_l1"),
         initial_val_loss=initial_val_loss,
+        command=command,
+        settings={name: getattr(config, name) for name in TRAINING_FIELDS},
     )
     if trainer.is_global_zero:
         card = (f"# note (SING) stage `{stage}`\n\n- {report.steps} batches, {report.minutes:.1f} min\n"
@@ -613,6 +650,7 @@ def export_note_model(
         "|---|---|---|---|---|---|---|",
         *stage_rows,
         "",
+        *_stage_command_lines(stage_reports, config),
     ])
     if evaluation is not None:
         card += "\n## Evaluation\n\n```\n" + evaluation.format() + "\n```\n"
@@ -623,6 +661,21 @@ def export_note_model(
         "evaluation": None if evaluation is None else evaluation.to_dict(),
     }
     return save_checkpoint(folder, SYSTEM, document, model.sing.state_dict(), card)
+
+
+def _stage_command_lines(stage_reports: Sequence[StageReport], config: SingConfig) -> list[str]:
+    """Card lines: each stage's own command and the training settings it had that differ
+    from the exported config (empty if every stage ran under one command and settings)."""
+    commands = {r.command for r in stage_reports}
+    differing = [{k: v for k, v in r.settings.items() if getattr(config, k, v) != v}
+                 for r in stage_reports]
+    if len(commands) <= 1 and not any(differing):
+        return []
+    lines = ["## Stages, command by command", ""]
+    for report, settings in zip(stage_reports, differing):
+        note = "".join(f", with {k} = {v}" for k, v in sorted(settings.items()))
+        lines.append(f"- {report.stage}: `{report.command or '(not recorded)'}`{note}")
+    return [*lines, ""]
 
 
 def _number(value: float) -> str:

@@ -471,10 +471,21 @@ def test_evaluate_gives_finite_figures_with_the_unseen_pitch_split(model_dir, ti
                       group.reference_pitch_accuracy):
             assert math.isfinite(value)
     assert result.overall.reference_pitch_accuracy >= 0.75  # pyin reads FluidSynth's notes
+    assert 0.0 <= result.overall.unvoiced <= 1.0 and math.isfinite(result.overall.level_db)
     text = result.format()
     assert "pitch unseen for every instrument" in text and "50 cents" in text
+    assert f"{result.overall.level_db:+.1f} dB" in text
     on_train = evaluate_note(model_dir, tiny_data, split="train", limit=2, reference=False)
     assert on_train.unseen_for_instrument.notes == 0 and "-" in on_train.format()
+
+
+def test_level_compares_rms_in_db():
+    from orchestrion.systems.sing.evaluate import _level_db
+
+    note = torch.sin(torch.linspace(0, 100, 16_000))
+    assert _level_db(0.5 * note, note) == pytest.approx(-6.0206, abs=1e-3)
+    assert _level_db(note, note) == pytest.approx(0.0, abs=1e-9)
+    assert _level_db(torch.zeros(16_000), note) < -100  # silence: floored, finite
 
 
 def test_pitch_measure_hits_a_clean_tone_and_misses_an_octave():

@@ -11,7 +11,10 @@ is compared with the recorded one:
   0.25-2.25 s, median over voiced frames, searched two octaves either side of the requested
   pitch) lies within `tolerance_cents` (50) of the requested MIDI pitch. A note with no
   voiced frame counts as a miss. The same measure on the recorded notes (the reference
-  accuracy) shows how far pyin itself can be trusted on those instruments.
+  accuracy) shows how far pyin itself can be trusted on those instruments;
+- unvoiced: the share of generated notes in which pyin finds no voiced frame;
+- level: the generated note's RMS against the recorded one's, in dB (mean over notes;
+  negative = quieter than the recording).
 
 Figures are given for all evaluated notes and for two subsets: pitches never trained *for
 that instrument* (every held-out pair, when evaluating a model on the split it was not
@@ -55,6 +58,8 @@ class GroupFigures:
     waveform_l1 : mean |generated - recorded| per sample.
     pitch_accuracy : fraction of generated notes whose f0 is within tolerance.
     reference_pitch_accuracy : the same for the recorded notes (NaN if not measured).
+    unvoiced : fraction of generated notes without a voiced pyin frame (NaN if not given).
+    level_db : mean of 20 log10(RMS generated / RMS recorded) (NaN if not given).
     """
 
     notes: int
@@ -62,16 +67,20 @@ class GroupFigures:
     waveform_l1: float
     pitch_accuracy: float
     reference_pitch_accuracy: float
+    unvoiced: float = float("nan")
+    level_db: float = float("nan")
 
     @classmethod
     def of(cls, spectral: np.ndarray, l1: np.ndarray, hits: np.ndarray, reference_hits: np.ndarray | None,
-           mask: np.ndarray) -> GroupFigures:
+           mask: np.ndarray, unvoiced: np.ndarray | None = None,
+           level_db: np.ndarray | None = None) -> GroupFigures:
         count = int(mask.sum())
 
         def mean(values: np.ndarray | None) -> float:
             return float(values[mask].mean()) if values is not None and count else float("nan")
 
-        return cls(count, mean(spectral), mean(l1), mean(hits), mean(reference_hits))
+        return cls(count, mean(spectral), mean(l1), mean(hits), mean(reference_hits),
+                   mean(unvoiced), mean(level_db))
 
 
 @dataclass
@@ -99,10 +108,14 @@ class NoteEvaluation:
                 return "-"
             return f"{100 * value:.1f}%" if percent else f"{value:.4f}"
 
+        def level(value: float) -> str:
+            return "-" if math.isnan(value) else f"{value:+.1f} dB"
+
         header = (f"{'':<34}{'notes':>6}{'spectral':>10}{'wave L1':>9}"
-                  f"{'pitch acc':>11}{'(recorded)':>12}")
+                  f"{'pitch acc':>11}{'(recorded)':>12}{'unvoiced':>10}{'level':>10}")
         rows = [f"{name:<34}{g.notes:>6}{cell(g.spectral_loss):>10}{cell(g.waveform_l1):>9}"
                 f"{cell(g.pitch_accuracy, True):>11}{cell(g.reference_pitch_accuracy, True):>12}"
+                f"{cell(g.unvoiced, True):>10}{level(g.level_db):>10}"
                 for name, g in self.groups().items()]
         title = (f"note model {self.model} on {self.data} ({self.split} split); pitch within "
                  f"{self.tolerance_cents:g} cents (pyin)")
@@ -148,6 +161,13 @@ def estimate_f0(wave: np.ndarray, sample_rate: int, pitch: int) -> float:
                             frame_length=PYIN_FRAME_LENGTH, hop_length=PYIN_HOP_LENGTH)
     voiced = f0[np.isfinite(f0)]
     return float(np.median(voiced)) if voiced.size else float("nan")
+
+
+def _level_db(generated: torch.Tensor, recorded: torch.Tensor) -> float:
+    """20 log10 of the RMS ratio generated / recorded, floored at -120 dB either way."""
+    tiny = 1e-6
+    rms = [float(x.double().pow(2).mean().sqrt()) for x in (generated, recorded)]
+    return 20.0 * math.log10(max(rms[0], tiny) / max(rms[1], tiny))
 
 
 def pitch_error_cents(f0_hz: float, pitch: int) -> float:
@@ -211,7 +231,7 @@ def evaluate_note(
             source.root)
     loss = _per_note_spectral_loss(model)
     sing, sample_rate = model.sing, model.sample_rate
-    spectral, l1, hits, reference_hits = [], [], [], []
+    spectral, l1, hits, reference_hits, unvoiced, level_db = [], [], [], [], [], []
     seen_for_instrument, seen_anywhere = [], []
     all_pitches = model.table.all_train_pitches()
     with _progress(progress) as bar:
@@ -230,6 +250,8 @@ def evaluate_note(
                 seen_anywhere.append(pitch in all_pitches)
                 error = pitch_error_cents(estimate_f0(generated[row].numpy(), sample_rate, pitch), pitch)
                 hits.append(abs(error) <= tolerance_cents)
+                unvoiced.append(math.isnan(error))
+                level_db.append(_level_db(generated[row], recorded[row]))
                 if reference:
                     error = pitch_error_cents(estimate_f0(recorded[row].numpy(), sample_rate, pitch), pitch)
                     reference_hits.append(abs(error) <= tolerance_cents)
@@ -240,8 +262,11 @@ def evaluate_note(
     reference_all = np.asarray(reference_hits, dtype=np.float64) if reference else None
     seen_i, seen_a = np.asarray(seen_for_instrument), np.asarray(seen_anywhere)
 
+    unvoiced_all, level_all = np.asarray(unvoiced, dtype=np.float64), np.asarray(level_db)
+
     def group(mask: np.ndarray) -> GroupFigures:
-        return GroupFigures.of(spectral_all, l1_all, hits_all, reference_all, mask)
+        return GroupFigures.of(spectral_all, l1_all, hits_all, reference_all, mask,
+                               unvoiced_all, level_all)
 
     name = str(model.path) if model.path is not None else "(in memory)"
     return NoteEvaluation(

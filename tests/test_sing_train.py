@@ -426,11 +426,15 @@ def test_cli_refuses_a_checkpoint_of_another_system(tmp_path):
 
 
 def test_cli_default_model_missing_is_one_clear_line(tmp_path, monkeypatch):
+    import orchestrion.checkpoints
+    import orchestrion.systems.sing.infer
+
     monkeypatch.chdir(tmp_path)
+    for module in (orchestrion.checkpoints, orchestrion.systems.sing.infer):  # an install without it
+        monkeypatch.setattr(module, "ASSETS_DIR", tmp_path / "no_models")
     result = run("note", "--instrument", "flute", "--pitch", 60, "-o", tmp_path / "x.wav")
-    if result.exit_code == 0:
-        pytest.skip("note-cpu is shipped in this install")
-    assert_one_line_failure(result, "note-cpu")
+    assert_one_line_failure(result, "note-cpu", "not shipped")
+    assert not (tmp_path / "x.wav").exists()
 
 
 def test_parse_overrides_types_each_field():
@@ -486,6 +490,19 @@ def test_level_compares_rms_in_db():
     assert _level_db(0.5 * note, note) == pytest.approx(-6.0206, abs=1e-3)
     assert _level_db(note, note) == pytest.approx(0.0, abs=1e-9)
     assert _level_db(torch.zeros(16_000), note) < -100  # silence: floored, finite
+
+
+def test_readable_accuracy_leaves_out_notes_pyin_misreads_in_the_recording():
+    from orchestrion.systems.sing.evaluate import GroupFigures
+
+    hits, reference = np.array([1.0, 0.0, 1.0, 0.0, 1.0]), np.array([1.0, 1.0, 0.0, 0.0, 1.0])
+    zeros = np.zeros(5)
+    everything = GroupFigures.of(zeros, zeros, hits, reference, np.ones(5, dtype=bool))
+    assert everything.pitch_accuracy == pytest.approx(0.6)
+    assert everything.readable_pitch_accuracy == pytest.approx(2 / 3)  # notes 0, 1, 4
+    unread = GroupFigures.of(zeros, zeros, hits, reference, np.array([0, 0, 1, 1, 0], dtype=bool))
+    assert math.isnan(unread.readable_pitch_accuracy)
+    assert math.isnan(GroupFigures.of(zeros, zeros, hits, None, np.ones(5, dtype=bool)).readable_pitch_accuracy)
 
 
 def test_pitch_measure_hits_a_clean_tone_and_misses_an_octave():

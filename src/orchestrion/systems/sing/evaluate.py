@@ -11,7 +11,9 @@ is compared with the recorded one:
   0.25-2.25 s, median over voiced frames, searched two octaves either side of the requested
   pitch) lies within `tolerance_cents` (50) of the requested MIDI pitch. A note with no
   voiced frame counts as a miss. The same measure on the recorded notes (the reference
-  accuracy) shows how far pyin itself can be trusted on those instruments;
+  accuracy) shows how far pyin itself can be trusted on those instruments, and the
+  accuracy over just the notes whose recording pyin reads right ("readable") takes pyin's
+  own misses out of the figure;
 - unvoiced: the share of generated notes in which pyin finds no voiced frame;
 - level: the generated note's RMS against the recorded one's, in dB (mean over notes;
   negative = quieter than the recording).
@@ -58,6 +60,8 @@ class GroupFigures:
     waveform_l1 : mean |generated - recorded| per sample.
     pitch_accuracy : fraction of generated notes whose f0 is within tolerance.
     reference_pitch_accuracy : the same for the recorded notes (NaN if not measured).
+    readable_pitch_accuracy : pitch accuracy over the notes whose recording pyin reads
+        within tolerance (NaN if the reference was not measured or none reads right).
     unvoiced : fraction of generated notes without a voiced pyin frame (NaN if not given).
     level_db : mean of 20 log10(RMS generated / RMS recorded) (NaN if not given).
     """
@@ -67,6 +71,7 @@ class GroupFigures:
     waveform_l1: float
     pitch_accuracy: float
     reference_pitch_accuracy: float
+    readable_pitch_accuracy: float = float("nan")
     unvoiced: float = float("nan")
     level_db: float = float("nan")
 
@@ -79,8 +84,11 @@ class GroupFigures:
         def mean(values: np.ndarray | None) -> float:
             return float(values[mask].mean()) if values is not None and count else float("nan")
 
+        readable = float("nan")
+        if reference_hits is not None and bool((mask & (reference_hits > 0)).any()):
+            readable = float(hits[mask & (reference_hits > 0)].mean())
         return cls(count, mean(spectral), mean(l1), mean(hits), mean(reference_hits),
-                   mean(unvoiced), mean(level_db))
+                   readable, mean(unvoiced), mean(level_db))
 
 
 @dataclass
@@ -112,10 +120,11 @@ class NoteEvaluation:
             return "-" if math.isnan(value) else f"{value:+.1f} dB"
 
         header = (f"{'':<34}{'notes':>6}{'spectral':>10}{'wave L1':>9}"
-                  f"{'pitch acc':>11}{'(recorded)':>12}{'unvoiced':>10}{'level':>10}")
+                  f"{'pitch acc':>11}{'(recorded)':>12}{'readable':>10}{'unvoiced':>10}{'level':>10}")
         rows = [f"{name:<34}{g.notes:>6}{cell(g.spectral_loss):>10}{cell(g.waveform_l1):>9}"
                 f"{cell(g.pitch_accuracy, True):>11}{cell(g.reference_pitch_accuracy, True):>12}"
-                f"{cell(g.unvoiced, True):>10}{level(g.level_db):>10}"
+                f"{cell(g.readable_pitch_accuracy, True):>10}{cell(g.unvoiced, True):>10}"
+                f"{level(g.level_db):>10}"
                 for name, g in self.groups().items()]
         title = (f"note model {self.model} on {self.data} ({self.split} split); pitch within "
                  f"{self.tolerance_cents:g} cents (pyin)")

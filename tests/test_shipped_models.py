@@ -1,0 +1,35 @@
+"""The models shipped in the package: they load, are small, know what their cards say, and
+make audio. (Quality figures live in their model cards and in benchmarks/.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from orchestrion.checkpoints import ASSETS_DIR
+from orchestrion.systems.sing.infer import NoteModel, generate_notes
+
+SIZE_LIMIT_MB = 8.0
+
+
+@pytest.mark.parametrize("name", ["render-cpu", "note-cpu"])
+def test_shipped_model_is_small_and_documented(name):
+    folder = ASSETS_DIR / name
+    size_mb = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+    assert size_mb < SIZE_LIMIT_MB, size_mb
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "orchestrion train" in card and "orchestrion evaluate" in card
+
+
+def test_shipped_note_model_knows_eight_families_and_sounds_its_pitch():
+    from orchestrion.systems.sing.evaluate import estimate_f0, pitch_error_cents
+
+    model = NoteModel.from_pretrained()
+    names = set(model.table.names)
+    assert len(names) >= 8 and {"flute", "violin", "trumpet", "piano"} <= names
+    waves = generate_notes(model, [("flute", 67, 100), ("violin", 62, 100)])
+    assert waves.shape == (2, 64_000) and np.isfinite(waves).all()
+    assert (np.sqrt((waves ** 2).mean(axis=1)) > 1e-3).all()  # audible
+    # both are trained pitches of their instruments: the model says them within a semitone
+    for wave, pitch in zip(waves, (67, 62)):
+        assert abs(pitch_error_cents(estimate_f0(wave, model.sample_rate, pitch), pitch)) < 100

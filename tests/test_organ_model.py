@@ -259,7 +259,7 @@ def test_combined_loss_reaches_the_generators_first_layer() -> None:
     condition = model.condition(roll)
     fake = model.generator(condition)
     terms = loss.generator_loss(fake, real, model.discriminate(fake, condition), labels)
-    assert set(terms) == {"adversarial", "l1", "msssim", "instrument", "total"}
+    assert set(terms) == {"adversarial", "l1", "msssim", "sc", "instrument", "total"}
     assert all(torch.isfinite(value) for value in terms.values())
     terms["total"].backward()
     first = model.generator.encoder[0].conv.weight.grad

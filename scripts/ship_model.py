@@ -21,8 +21,7 @@ def main() -> None:
     source, name, system, *reports = sys.argv[1:]
     checkpoint = load_checkpoint(source, system)
     unused = UNUSED_BY_SYSTEM.get(system, ())
-    state = {k: v for k, v in checkpoint.state_dict.items() if not k.startswith(unused)} \
-        if unused else checkpoint.state_dict
+    state = {k: v for k, v in checkpoint.state_dict.items() if not k.startswith(unused)}
     card = checkpoint.card.rstrip() + "\n"
     if len(state) < len(checkpoint.state_dict):
         card += (f"\nShipped without the weights under {', '.join(unused)} "

@@ -532,24 +532,29 @@ class OrganLoss(nn.Module):
         self.msssim = MSSSIMLoss(data_range=1.0)
         self.instrument = WeightedMultiHotBCE(n_classes=config.n_slots)
 
-    def unit_db(self, spectrogram: Tensor) -> Tensor:
+    def floored_power(self, spectrogram: Tensor) -> Tensor:
+        """Log-power S = ln(1 + |X|^2) -> ``|exp(S) - 1| + 10**(db_floor/10)``.
+
+        The floor, added as a power, keeps the dB map and the square root of `unit_db` and
+        `magnitude` smooth with a bounded slope where a bin is silent.
+        """
+        return torch.expm1(spectrogram).abs() + 10.0 ** (self.config.db_floor / 10.0)
+
+    def unit_db(self, spectrogram: Tensor, power: Tensor | None = None) -> Tensor:
         """Log-power S = ln(1 + |X|^2) -> dB mapped from [db_floor, db_ceiling] to [0, 1].
 
-        ``(10 log10(|exp(S) - 1| + 10**(floor/10)) - floor) / (ceiling - floor)``: the
-        floor is added as a power, so the map is smooth, >= 0, with a bounded slope.
-        Values above the ceiling exceed 1 (not clipped). Any shape -> same shape.
+        ``(10 log10(floored power) - floor) / (ceiling - floor)``: smooth, >= 0. Values above
+        the ceiling exceed 1 (not clipped). Any shape -> same shape. `power`, when given, is
+        `floored_power(spectrogram)` already computed.
         """
         floor, ceiling = self.config.db_floor, self.config.db_ceiling
-        power = torch.expm1(spectrogram).abs() + 10.0 ** (floor / 10.0)
+        power = self.floored_power(spectrogram) if power is None else power
         return (10.0 * torch.log10(power) - floor) / (ceiling - floor)
 
-    def magnitude(self, spectrogram: Tensor) -> Tensor:
-        """Log-power S = ln(1 + |X|^2) -> magnitude |X| (of the gain-scaled audio).
-
-        The power gets the `db_floor` added, as in `unit_db`, so the square root keeps a
-        bounded slope where a generated bin is silent.
-        """
-        return torch.sqrt(torch.expm1(spectrogram).abs() + 10.0 ** (self.config.db_floor / 10.0))
+    def magnitude(self, spectrogram: Tensor, power: Tensor | None = None) -> Tensor:
+        """Log-power S = ln(1 + |X|^2) -> magnitude |X| (of the gain-scaled audio), from the
+        floored power (`power`, when given, is `floored_power(spectrogram)`)."""
+        return torch.sqrt(self.floored_power(spectrogram) if power is None else power)
 
     def generator_loss(
         self,
@@ -586,11 +591,14 @@ class OrganLoss(nn.Module):
         if config.l1_weight > 0:
             terms["l1"] = F.l1_loss(fake, real)
             total = total + config.l1_weight * terms["l1"]
+        if config.msssim_weight > 0 or config.spectral_convergence_weight > 0:
+            power_fake, power_real = self.floored_power(fake), self.floored_power(real)
         if config.msssim_weight > 0:
-            terms["msssim"] = self.msssim(self.unit_db(fake), self.unit_db(real))
+            terms["msssim"] = self.msssim(self.unit_db(fake, power_fake), self.unit_db(real, power_real))
             total = total + config.msssim_weight * terms["msssim"]
         if config.spectral_convergence_weight > 0:
-            terms["sc"] = spectral_convergence(self.magnitude(real), self.magnitude(fake)).mean()
+            terms["sc"] = spectral_convergence(self.magnitude(real, power_real),
+                                               self.magnitude(fake, power_fake)).mean()
             total = total + config.spectral_convergence_weight * terms["sc"]
         if self._classifier_term(use_classifier, judgement, labels):
             logits = judgement.instrument_logits  # type: ignore[union-attr]

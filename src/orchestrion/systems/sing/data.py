@@ -46,6 +46,7 @@ from orchestrion.data.nsynth import (
 from orchestrion.data.records import NoteRecord
 from orchestrion.errors import ConfigError, DatasetError, OrchestrionError
 from orchestrion.symbolic.instruments import InstrumentVocabulary, normalise_name
+from orchestrion.systems.sing.presets import MAX_PITCH_SHIFT
 
 SPLIT_MODES = ("auto", "folders", "pairs")
 """How notes are split: the dataset's split folders, or pooled and hashed by (instrument, pitch)."""
@@ -412,8 +413,8 @@ class SingNotes(Dataset):
 
     def __init__(self, records: Sequence[NoteRecord], table: InstrumentTable, n_samples: int,
                  pitch_shift: float = 0.0) -> None:
-        if not 0.0 <= pitch_shift <= 12.0:
-            raise ConfigError(f"pitch_shift must lie in 0..12 semitones, got {pitch_shift}")
+        if not 0.0 <= pitch_shift <= MAX_PITCH_SHIFT:
+            raise ConfigError(f"pitch_shift must lie in 0..{MAX_PITCH_SHIFT:g} semitones, got {pitch_shift}")
         self.table = table
         self.n_samples = n_samples
         self.pitch_shift = float(pitch_shift)

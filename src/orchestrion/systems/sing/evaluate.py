@@ -85,8 +85,9 @@ class GroupFigures:
             return float(values[mask].mean()) if values is not None and count else float("nan")
 
         readable = float("nan")
-        if reference_hits is not None and bool((mask & (reference_hits > 0)).any()):
-            readable = float(hits[mask & (reference_hits > 0)].mean())
+        if reference_hits is not None:
+            read_right = mask & (reference_hits > 0)
+            readable = float(hits[read_right].mean()) if read_right.any() else float("nan")
         return cls(count, mean(spectral), mean(l1), mean(hits), mean(reference_hits),
                    readable, mean(unvoiced), mean(level_db))
 
@@ -270,7 +271,6 @@ def evaluate_note(
     hits_all = np.asarray(hits, dtype=np.float64)
     reference_all = np.asarray(reference_hits, dtype=np.float64) if reference else None
     seen_i, seen_a = np.asarray(seen_for_instrument), np.asarray(seen_anywhere)
-
     unvoiced_all, level_all = np.asarray(unvoiced, dtype=np.float64), np.asarray(level_db)
 
     def group(mask: np.ndarray) -> GroupFigures:

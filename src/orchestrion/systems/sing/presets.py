@@ -45,6 +45,9 @@ from typing import Any
 from orchestrion.errors import ConfigError
 from orchestrion.presets import check_field_names, pick_preset
 
+MAX_PITCH_SHIFT = 12.0
+"""Largest detune of a training note, in semitones (`SingConfig.pitch_shift_semitones`)."""
+
 ACTIVATIONS = ("relu", "elu")
 """Activation names accepted by `SingConfig.activation`."""
 LOSS_TRANSFORMS = ("stft", "cqt", "mel", "mfcc")
@@ -212,9 +215,9 @@ class SingConfig:
                 f"SING config: a continuous pitch encoding needs an even pitch_dim (sine and "
                 f"cosine pairs), got {self.pitch_dim}"
             )
-        if not 0.0 <= self.pitch_shift_semitones <= 12.0:
+        if not 0.0 <= self.pitch_shift_semitones <= MAX_PITCH_SHIFT:
             raise ConfigError(
-                "SING config: pitch_shift_semitones must lie in 0..12, got "
+                f"SING config: pitch_shift_semitones must lie in 0..{MAX_PITCH_SHIFT:g}, got "
                 f"{self.pitch_shift_semitones!r}"
             )
         if self.pitch_shift_semitones > 0 and self.pitch_encoding != "continuous":

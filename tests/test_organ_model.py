@@ -444,3 +444,33 @@ def test_time_pooled_classifier_learns_where_the_energy_lies() -> None:
     assert losses["time"] < 0.05 and losses["time"] < losses["global"] / 5, losses
     with pytest.raises(ConfigError, match="n_bins"):
         Discriminator(16, layers, 0.25, classifier_pooling="time")
+
+
+def test_log_db_term_weighs_quiet_bins_by_their_log_error() -> None:
+    config = get_preset("cpu", log_db_weight=3.0, spectral_convergence_weight=0.0,
+                        msssim_weight=0.0, l1_weight=1.0, adversarial_weight=0.0,
+                        instrument_classifier=False)
+    loss = OrganLoss(config)
+    torch.manual_seed(0)
+    real = 6.0 * torch.rand(2, 1, 33, 10)
+    assert float(loss.generator_loss(real, real, None)["log_db"]) < 1e-6
+    fake = (real + 0.3 * torch.randn_like(real)).clamp(min=0).requires_grad_()
+    terms = loss.generator_loss(fake, real, None)
+    floor, span = config.db_floor, config.db_ceiling - config.db_floor
+    def db(s: torch.Tensor) -> torch.Tensor:  # by hand: dB of the floored power, on [0, 1]
+        return (10 * torch.log10(torch.expm1(s) + 10 ** (floor / 10)) - floor) / span
+    expected = (db(fake.detach()) - db(real)).abs().mean()
+    assert float(terms["log_db"]) == pytest.approx(float(expected), rel=1e-4)
+    torch.testing.assert_close(terms["total"], 3.0 * terms["log_db"] + terms["l1"])
+    terms["total"].backward()
+    assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+    # a bin 10x too loud costs the same 10 dB whether it is quiet or loud; the log-power L1
+    # barely sees the quiet one
+    quiet_real = torch.full((1, 1, 8, 8), float(torch.log1p(torch.tensor(1e-3))))
+    loud_real = torch.full((1, 1, 8, 8), float(torch.log1p(torch.tensor(1e3))))
+    quiet_fake = torch.log1p(10 * torch.expm1(quiet_real))
+    loud_fake = torch.log1p(10 * torch.expm1(loud_real))
+    quiet_terms = loss.generator_loss(quiet_fake, quiet_real, None)
+    loud_terms = loss.generator_loss(loud_fake, loud_real, None)
+    assert float(quiet_terms["log_db"]) == pytest.approx(float(loud_terms["log_db"]), rel=0.05)
+    assert float(quiet_terms["l1"]) < 0.01 * float(loud_terms["l1"])

@@ -200,6 +200,23 @@ def test_stage_loss_follows_the_configured_loss(tiny_data, stage):
     assert losses["spectral"] != pytest.approx(losses["waveform_mse"], rel=1e-2)
 
 
+def test_level_weight_adds_the_frame_level_term_to_the_spectral_loss(tiny_data):
+    source = describe_data(tiny_data)
+    records = list_notes(source, "train")
+    table = InstrumentTable.from_records(records, source)
+    batch = collate_notes(SingNotes(records, table, 64_000), 2)
+    torch.manual_seed(0)
+    module = SingModule(get_preset("cpu", **{**TINY, "n_instruments": len(table),
+                                             "level_weight": 0.5}), "finetune")
+    with torch.no_grad():
+        output, target = module.stage_output(batch)
+        expected = module.spectral_loss(output, target) + 0.5 * module.level_loss(output, target)
+        assert float(module.stage_loss(batch)) == pytest.approx(float(expected), rel=1e-5)
+        assert float(module.level_loss(output, target)) > 0
+    with pytest.raises(ConfigError, match="level_weight"):
+        get_preset("cpu", level_weight=-1.0)
+
+
 def test_stage_trains_only_its_own_weights(tiny_data):
     config = get_preset("cpu", **{**TINY, "n_instruments": 2})
     module = SingModule(config, "sequence")

@@ -12,7 +12,9 @@ from torch import nn
 
 from orchestrion.errors import AudioTooShortError, ConfigError
 from orchestrion.nn.spectral_losses import (
+    LEVEL_NEPER_DB,
     LOG_SPECTRAL_TRANSFORMS,
+    FrameLevelLoss,
     LogSpectralLoss,
     MultiResolutionSTFTLoss,
 )
@@ -173,3 +175,42 @@ def test_bad_arguments_raise_config_errors(notes):
         MultiResolutionSTFTLoss(sc_weight=0.0, log_weight=0.0)
     with pytest.raises(AudioTooShortError):
         MultiResolutionSTFTLoss()(notes[:, :1000], notes[:, :1000])
+
+
+@pytest.mark.parametrize("gain_db", [-12.0, -3.0, 6.0])
+def test_frame_level_loss_reads_a_gain_in_db_whatever_the_note(gain_db, notes):
+    loss = FrameLevelLoss(1024, 256, eps=1e-9)
+    scaled = notes * 10 ** (gain_db / 20)
+    assert float(loss(scaled, notes)) * LEVEL_NEPER_DB == pytest.approx(abs(gain_db), rel=1e-3)
+    assert float(loss(notes, notes)) == 0.0
+
+
+def test_frame_level_loss_is_blind_to_phase_but_not_to_level(notes):
+    time = torch.arange(N_SAMPLES, dtype=torch.float32) / SAMPLE_RATE
+    sine, shifted = (torch.sin(2 * math.pi * 440.0 * time + phase) for phase in (0.0, 1.3))
+    loss = FrameLevelLoss(1024, 256)
+    assert float(loss(shifted, sine)) < 0.01 * float(loss(0.5 * sine, sine))
+    assert float(LogSpectralLoss("stft", eps=1e-6)(0.5 * sine, sine)) > 0  # and so does the spectral loss
+
+
+def test_frame_level_gradient_reaches_decoder_first_layer_and_quiet_output_is_pushed_up(notes):
+    torch.manual_seed(0)
+    decoder = small_decoder(nn.ReLU())
+    output = decoder(torch.randn(2, 8, N_SAMPLES // 256 + 3)).squeeze(1)[..., :N_SAMPLES]
+    FrameLevelLoss()(output, notes).backward()
+    grad = decoder[0].weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+    quiet = (0.1 * notes).requires_grad_()
+    FrameLevelLoss()(quiet, notes).backward()
+    assert float((quiet.grad * quiet.detach()).sum()) < 0  # a step down the gradient: louder
+
+
+def test_frame_level_loss_bad_arguments(notes):
+    with pytest.raises(ConfigError, match="frame_length"):
+        FrameLevelLoss(0, 256)
+    with pytest.raises(ConfigError, match="eps"):
+        FrameLevelLoss(eps=0.0)
+    with pytest.raises(ConfigError, match="at least 1024 samples"):
+        FrameLevelLoss()(notes[..., :500], notes[..., :500])
+    with pytest.raises(ConfigError, match="one shape"):
+        FrameLevelLoss()(notes, notes[0])

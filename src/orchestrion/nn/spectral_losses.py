@@ -1,5 +1,6 @@
-"""Spectral losses between waveforms: SING's log-power loss (STFT, CQT, mel, MFCC) and the
-multi-resolution STFT loss. Differentiable end to end in torch.
+"""Spectral losses between waveforms: SING's log-power loss (STFT, CQT, mel, MFCC), the
+multi-resolution STFT loss, and a frame-level (loudness) loss. Differentiable end to end
+in torch.
 
 Every loss is a flat ``nn.Module`` taking ``(output, target)`` waves of one shape
 ``(..., samples)`` and a torch-like ``reduction`` ("mean", "sum" or "none"). The time-
@@ -36,6 +37,8 @@ REDUCTIONS = ("mean", "sum", "none")
 """Reductions accepted by every loss here, as in torch.nn losses."""
 LOG_SPECTRAL_TRANSFORMS = ("stft", "cqt", "mel", "mfcc")
 """Representations F accepted by `LogSpectralLoss` (see its docstring for each |F(x)|^2)."""
+LEVEL_NEPER_DB = 10.0 / math.log(10.0)
+"""dB of power in one neper of `FrameLevelLoss` (4.34)."""
 DISTANCES = ("l1", "mse")
 """Distances accepted by `LogSpectralLoss`."""
 
@@ -275,3 +278,57 @@ class MultiResolutionSTFTLoss(nn.Module):
             log_distance = 0.5 * (log_out - log_target).abs().mean(dim=(-2, -1))
             per_item = per_item + self.log_weight * log_distance
         return _reduce(per_item / len(self.stfts), self.reduction)
+
+
+class FrameLevelLoss(nn.Module):
+    """L1 distance between the frame levels ``ln(eps + mean(x^2 over a frame))`` of two waves.
+
+    A loudness term: it is blind to phase and to where the energy lies in frequency, so it
+    only says "this frame is too quiet (or loud)". Log-spectral losses with a large eps
+    (SING's 1) are almost linear in power on quiet partials; where a model is unsure which
+    bin a partial falls in, predicting less energy everywhere costs no more, and the notes
+    come out quiet. One neper of this loss is a level error of `LEVEL_NEPER_DB` (4.34) dB.
+
+    Parameters
+    ----------
+    frame_length, hop_length : frame size and hop in samples (frames start at sample 0;
+        the last partial frame is dropped).
+    eps : positive floor of the mean square (1e-6, i.e. levels below -60 dB re a full-scale
+        square wave count as that level).
+    reduction : "mean" or "sum" over items and frames, or "none" for (..., frames).
+    """
+
+    def __init__(
+        self, frame_length: int = 1024, hop_length: int = 256, eps: float = 1e-6,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        for name, value in (("frame_length", frame_length), ("hop_length", hop_length)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"frame level loss {name} must be a positive integer, got {value!r}"
+                )
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ConfigError(f"frame level loss eps must be positive, got {eps!r}")
+        _check_reduction(reduction)
+        self.frame_length, self.hop_length = int(frame_length), int(hop_length)
+        self.eps = float(eps)
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return (f"frame_length={self.frame_length}, hop_length={self.hop_length}, "
+                f"eps={self.eps}, reduction={self.reduction!r}")
+
+    def levels(self, wave: Tensor) -> Tensor:
+        """Wave (..., samples) -> ln(eps + frame mean square), (..., frames)."""
+        if wave.shape[-1] < self.frame_length:
+            raise ConfigError(
+                f"FrameLevelLoss needs at least {self.frame_length} samples, got {wave.shape[-1]}"
+            )
+        frames = wave.unfold(-1, self.frame_length, self.hop_length)
+        return _log_eps(frames.square().mean(dim=-1), self.eps)
+
+    def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        """(output, target) waves (..., samples) -> loss (scalar, or (..., frames))."""
+        _check_pair(output, target, "FrameLevelLoss")
+        return _reduce((self.levels(output) - self.levels(target)).abs(), self.reduction)

@@ -515,7 +515,8 @@ class OrganModel(nn.Module):
 class OrganLoss(nn.Module):
     """orGAN's composite objectives (seed §4.7), weights from :class:`OrganConfig`.
 
-    ``L_G = adv * L_adv_G + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w(fake)``
+    ``L_G = adv * L_adv_G + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w(fake)
+    + sc * SC(|X|) + log_db * L1(dB)``
 
     ``L_D = factor * (L_adv(real) + L_adv(fake)) + inst * BCE_w(real)``
 
@@ -580,7 +581,7 @@ class OrganLoss(nn.Module):
         Returns
         -------
         dict with "total" and each computed term ("adversarial", "l1", "msssim", "sc",
-        "instrument").
+        "log_db", "instrument").
         """
         config = self.config
         terms: dict[str, Tensor] = {}
@@ -591,11 +592,17 @@ class OrganLoss(nn.Module):
         if config.l1_weight > 0:
             terms["l1"] = F.l1_loss(fake, real)
             total = total + config.l1_weight * terms["l1"]
-        if config.msssim_weight > 0 or config.spectral_convergence_weight > 0:
+        uses_db = config.msssim_weight > 0 or config.log_db_weight > 0
+        if uses_db or config.spectral_convergence_weight > 0:
             power_fake, power_real = self.floored_power(fake), self.floored_power(real)
+        if uses_db:
+            db_fake, db_real = self.unit_db(fake, power_fake), self.unit_db(real, power_real)
         if config.msssim_weight > 0:
-            terms["msssim"] = self.msssim(self.unit_db(fake, power_fake), self.unit_db(real, power_real))
+            terms["msssim"] = self.msssim(db_fake, db_real)
             total = total + config.msssim_weight * terms["msssim"]
+        if config.log_db_weight > 0:
+            terms["log_db"] = F.l1_loss(db_fake, db_real)
+            total = total + config.log_db_weight * terms["log_db"]
         if config.spectral_convergence_weight > 0:
             terms["sc"] = spectral_convergence(self.magnitude(real, power_real),
                                                self.magnitude(fake, power_fake)).mean()

@@ -43,7 +43,7 @@ CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
 (``init_from``) under other values of these, with a freshly initialised classifier."""
 TRAINING_FIELDS = (
     "gan_loss", "adversarial_weight", "l1_weight", "msssim_weight", "instrument_weight",
-    "spectral_convergence_weight", "discriminator_adversarial_factor", "db_floor",
+    "spectral_convergence_weight", "log_db_weight", "discriminator_adversarial_factor", "db_floor",
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
 )
 """Fields of the losses and the optimiser, not of the weights: a model may be continued
@@ -156,11 +156,16 @@ class OrganConfig:
     gan_loss : {"bce", "lsgan"}
     adversarial_weight, l1_weight, msssim_weight, instrument_weight : float
         ``L_G = adv * L_adv + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w
-        + sc * SC``.
+        + sc * SC + log_db * L1(dB)``.
     spectral_convergence_weight : float
         Weight ``sc`` of the spectral convergence ``||M_fake - M_real||_F / ||M_real||_F``
         of the linear magnitudes (per chunk), the term of the audio protocol's MR-STFT
         that the loudest bins dominate; 0 (the seed) leaves it out.
+    log_db_weight : float
+        Weight of the L1 distance between the dB images that MS-SSIM compares (the
+        [db_floor, db_ceiling] map): unlike the L1 on ``ln(1 + |X|^2)``, which is nearly
+        linear in power and ignores quiet bins, it weighs every bin by its log error, like
+        the log term of the audio protocol's MR-STFT and the LSD; 0 leaves it out.
     discriminator_adversarial_factor : float
         ``L_D = factor * L_adv_D + inst * BCE_w(real)``; seed 0.5.
     db_floor, db_ceiling : float
@@ -218,6 +223,7 @@ class OrganConfig:
     msssim_weight: float = 100.0
     instrument_weight: float = 0.5
     spectral_convergence_weight: float = 0.0
+    log_db_weight: float = 0.0
     discriminator_adversarial_factor: float = 0.5
     db_floor: float = -40.0
     db_ceiling: float = 50.0
@@ -272,7 +278,7 @@ class OrganConfig:
             number(name, positive=True)
         for name in ("harmonic_decay", "adversarial_weight", "l1_weight", "msssim_weight",
                      "instrument_weight", "discriminator_adversarial_factor",
-                     "spectral_convergence_weight"):
+                     "spectral_convergence_weight", "log_db_weight"):
             number(name, positive=False)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")

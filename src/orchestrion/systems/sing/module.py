@@ -16,7 +16,8 @@ of them per batch (the number of chunks in stage 2, else 1).
 
 Logged: ``train/loss`` (each batch; in stage 2 the mean over its chunks), and on held-out
 notes ``val/loss`` (the stage's loss; in stage 2 over the whole sequence) and
-``val/waveform_l1`` (stages 1 and 3: mean |output - target| in sample units).
+``val/waveform_l1`` (stages 1 and 3: mean |output - target| in sample units) and
+``val/level_error_db`` (stages 1 and 3: mean |frame level error| in dB, `FrameLevelLoss`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from orchestrion.errors import ConfigError
+from orchestrion.nn.spectral_losses import LEVEL_NEPER_DB, FrameLevelLoss
 from orchestrion.systems.sing.model import STAGES, Sing, spectral_loss_from_config
 from orchestrion.systems.sing.presets import SingConfig
 
@@ -55,6 +57,7 @@ class SingModule(L.LightningModule):
         self.stage = stage
         self.model = Sing(config)
         self.spectral_loss = spectral_loss_from_config(config)
+        self.level_loss = FrameLevelLoss(config.loss_n_fft, config.loss_hop_length)
         self.automatic_optimization = False
         self._trained = {id(p) for p in self.model.stage_parameters(stage)}
         for parameter in self.model.parameters():
@@ -83,7 +86,10 @@ class SingModule(L.LightningModule):
         chosen = self.config.autoencoder_loss if self.stage == "autoencoder" else self.config.finetune_loss
         if chosen == "waveform_mse":
             return F.mse_loss(output, target)
-        return self.spectral_loss(output, target)
+        loss = self.spectral_loss(output, target)
+        if self.config.level_weight > 0:
+            loss = loss + self.config.level_weight * self.level_loss(output, target)
+        return loss
 
     def _latent_target(self, wave: Tensor) -> Tensor:
         """The frozen encoder's latent sequence (B, D, n_steps): stage 2's target."""
@@ -161,6 +167,8 @@ class SingModule(L.LightningModule):
             return
         self.log("val/loss", self._reconstruction_loss(output, target), prog_bar=True, batch_size=size)
         self.log("val/waveform_l1", F.l1_loss(output, target), batch_size=size)
+        level_error_db = self.level_loss(output, target) * LEVEL_NEPER_DB
+        self.log("val/level_error_db", level_error_db, batch_size=size)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.stage_parameters(self.stage), lr=self.config.learning_rate)

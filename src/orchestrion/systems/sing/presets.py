@@ -111,6 +111,12 @@ class SingConfig:
     loss_distance : "l1" (SING's paper and the seed) or "mse".
     loss_eps : eps inside the log (SING: 1).
     loss_n_fft, loss_hop_length : STFT size and hop of the spectral loss, in samples.
+    level_weight : weight of a loudness term added to the spectral loss wherever a stage
+        uses it: the L1 distance between frame levels ln(1e-6 + mean x^2) over the spectral
+        loss's frames (`orchestrion.nn.spectral_losses.FrameLevelLoss`, one neper = 4.34
+        dB). 0 (SING) leaves it out. The log(1 + |X|^2) loss is nearly linear in power on
+        quiet partials, so a model unsure where a partial lies makes it quieter everywhere
+        at no cost; the term pulls each frame back to the recording's level.
     autoencoder_loss : "spectral" (SING) or "waveform_mse" for stage 1.
     finetune_loss : "spectral" (SING) or "waveform_mse" for stage 3. Waveform MSE can
         only work where a note's phase is reproducible from its (instrument, pitch,
@@ -174,6 +180,7 @@ class SingConfig:
     loss_hop_length: int = 256
     autoencoder_loss: str = "spectral"
     finetune_loss: str = "spectral"
+    level_weight: float = 0.0
     autoencoder_warmup_batches: int = 0
 
     pitch_shift_semitones: float = 0.0
@@ -207,6 +214,9 @@ class SingConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"SING config: {name} must be a positive number, got {value!r}")
+        level = self.level_weight
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not level >= 0:
+            raise ConfigError(f"SING config: level_weight must be a number >= 0, got {level!r}")
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("conv_init", self.conv_init, CONV_INITS)
         _check_choice("pitch_encoding", self.pitch_encoding, PITCH_ENCODINGS)

@@ -77,7 +77,8 @@ SCHEDULE_FIELDS = ("autoencoder_epochs", "sequence_epochs", "finetune_epochs")
 """Config fields a resumed run may change at any time."""
 TRAINING_FIELDS = (
     "autoencoder_loss", "finetune_loss", "autoencoder_warmup_batches", "loss_transform",
-    "loss_distance", "loss_eps", "loss_n_fft", "loss_hop_length", "pitch_shift_semitones",
+    "loss_distance", "loss_eps", "loss_n_fft", "loss_hop_length", "level_weight",
+    "pitch_shift_semitones",
     "learning_rate", "batch_size",
 )
 """Config fields that shape training but not the weights: a resumed run may change them

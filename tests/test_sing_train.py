@@ -41,7 +41,7 @@ from orchestrion.systems.sing.infer import (
 )
 from orchestrion.systems.sing.module import SingModule
 from orchestrion.systems.sing.presets import get_preset
-from orchestrion.systems.sing.train import train_note
+from orchestrion.systems.sing.train import _last_logged, train_note
 
 runner = CliRunner()
 TINY = dict(channels=16, latent_dim=8, lstm_layers=1, lstm_hidden=16, batch_size=4,
@@ -550,3 +550,14 @@ def test_timed_checkpoints_are_written_while_a_stage_trains(tiny_data, tmp_path,
     last = torch.load(tmp_path / "stages" / "autoencoder" / "checkpoints" / "last.ckpt",
                       map_location="cpu", weights_only=False)
     assert last["global_step"] == 3
+
+
+def test_a_stage_resumed_at_its_end_reports_the_logged_train_loss(tmp_path):
+    for version, rows in ((0, "1.5,\n,0.9\n0.7,\n"), (2, "0.3,\n,0.2\n"), (10, ",0.1\n0.25,\n")):
+        folder = tmp_path / "logs" / f"version_{version}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.csv").write_text("train/loss,val/loss\n" + rows)
+    assert _last_logged(tmp_path, "train/loss") == 0.25  # version_10 after version_2
+    assert _last_logged(tmp_path, "val/loss") == 0.1
+    assert math.isnan(_last_logged(tmp_path, "train/other"))
+    assert math.isnan(_last_logged(tmp_path / "missing", "train/loss"))

@@ -31,6 +31,7 @@ they differ.
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import json
 import logging
@@ -337,6 +338,19 @@ def _valid_loader(valid: SingNotes, train: SingNotes, limit: int, batch_size: in
                       shuffle=False)
 
 
+def _last_logged(stage_dir: Path, name: str) -> float:
+    """The last value of `name` in the stage's CSV logs (every version, in order), or NaN."""
+    value = float("nan")
+    versions = sorted((stage_dir / "logs").glob("version_*/metrics.csv"),
+                      key=lambda path: int(path.parent.name.split("_")[1]))
+    for path in versions:
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row.get(name):
+                    value = float(row[name])
+    return value
+
+
 def _metric(metrics: dict[str, Any], name: str) -> float:
     value = metrics.get(name)
     return float(value) if value is not None else float("nan")
@@ -569,6 +583,8 @@ def _train_stage(
         trainer.fit(module, train_loader, valid_loader,
                     ckpt_path=str(last) if last.is_file() else None)
     train_loss = _metric(trainer.callback_metrics, "train/loss")
+    if train_loss != train_loss:  # resumed at its end: no batch ran in this call
+        train_loss = _last_logged(stage_dir, "train/loss")
     validation = trainer.validate(module, valid_loader, verbose=False)[0]
     report = StageReport(
         stage=stage,
@@ -612,7 +628,7 @@ def export_note_model(
     config = plan.config
     counts = model.sing.count_parameters()
     stage_rows = [
-        f"| {r.stage} | {r.steps:,} | {r.minutes:.1f} | {r.train_loss:.4f} | "
+        f"| {r.stage} | {r.steps:,} | {r.minutes:.1f} | {_number(r.train_loss)} | "
         f"{_number(r.initial_val_loss)} | {r.val_loss:.4f} | {_number(r.val_waveform_l1)} |"
         for r in stage_reports
     ]

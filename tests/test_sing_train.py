@@ -24,6 +24,7 @@ from orchestrion.data.nsynth import NSynthDataset
 from orchestrion.errors import ConfigError, DatasetError
 from orchestrion.systems.sing.commands import parse_overrides
 from orchestrion.systems.sing.data import (
+    InstrumentEntry,
     InstrumentTable,
     SingNotes,
     describe_data,
@@ -215,6 +216,19 @@ def test_level_weight_adds_the_frame_level_term_to_the_spectral_loss(tiny_data):
         assert float(module.level_loss(output, target)) > 0
     with pytest.raises(ConfigError, match="level_weight"):
         get_preset("cpu", level_weight=-1.0)
+
+
+def test_gm_named_instruments_are_found_by_general_midi_number_or_name():
+    table = InstrumentTable((
+        InstrumentEntry("gm006", 0, 6, "keyboard_acoustic_006", (60, 62)),
+        InstrumentEntry("flute", 1, 73, "flute_acoustic_073", (72,)),
+    ))
+    assert table.lookup("harpsichord").name == "gm006"
+    assert table.lookup("  HARPSICHORD ").name == "gm006" and table.lookup("6").name == "gm006"
+    assert table.lookup("73").name == "flute"  # the GM number of a vocabulary instrument
+    for unknown in ("marimba", "12", "200", "kazoo"):  # known to GM, but not to this model
+        with pytest.raises(ConfigError, match="knows: gm006, flute"):
+            table.lookup(unknown)
 
 
 def test_stage_trains_only_its_own_weights(tiny_data):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pretty_midi
 import torch
 from torch.utils.data import Dataset
 
@@ -326,7 +327,9 @@ class InstrumentTable:
         return tuple(e.name for e in self.entries)
 
     def lookup(self, name: str) -> InstrumentEntry:
-        """The entry called `name` (table name, instrument_str or vocabulary alias).
+        """The entry called `name` (table name, instrument_str, vocabulary alias, or, for an
+        an orchestrion build's instrument, its General MIDI number or name: ``6`` or
+        ``harpsichord`` find ``gm006``, ``73`` finds ``flute``).
 
         Raises
         ------
@@ -342,6 +345,10 @@ class InstrumentTable:
                 slot = None
             if slot is not None:
                 entry = self._by_key.get(normalise_name(slot.name))
+        if entry is None:
+            program = _general_midi_program(str(name))
+            if program is not None:
+                entry = self._by_key.get(normalise_name(_program_name(program)))
         if entry is None:
             raise ConfigError(
                 f"this model has no instrument {name!r}; it knows: {', '.join(self.names)}"
@@ -376,14 +383,29 @@ class InstrumentTable:
         return cls(entries, velocities)
 
 
+def _general_midi_program(name: str) -> int | None:
+    """GM program of a number 0-127 or a General MIDI instrument name, else None."""
+    text = name.strip()
+    if text.isdigit():
+        return int(text) if 0 <= int(text) <= 127 else None
+    programs = {gm_name.lower(): program
+                for program, gm_name in enumerate(pretty_midi.constants.INSTRUMENT_MAP)}
+    return programs.get(" ".join(text.lower().split()))
+
+
 def _instrument_name(dataset_id: int, instrument_str: str, source: DataSource) -> str:
     """Vocabulary name of a GM program (orchestrion builds), else the instrument_str."""
     if source.kind != "orchestrion" or not 0 <= dataset_id <= 127:
         return instrument_str
+    return _program_name(dataset_id)
+
+
+def _program_name(program: int) -> str:
+    """An orchestrion build's name for a GM program: its vocabulary name, else ``gmNNN``."""
     for slot in InstrumentVocabulary.default():
-        if slot.program == dataset_id:
+        if slot.program == program:
             return slot.name
-    return f"gm{dataset_id:03d}"
+    return f"gm{program:03d}"
 
 
 # --------------------------------------------------------------------------- torch dataset

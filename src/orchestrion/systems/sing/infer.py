@@ -188,9 +188,11 @@ class NoteModel:
                 f"range {entry.lowest_pitch}-{entry.highest_pitch}; expect a poor note",
                 NoteRangeWarning, stacklevel=3)
         if untrained_pitches:
+            why = ("the model must interpolate between trained pitches"
+                   if self.config.pitch_encoding == "continuous" else "its pitch embedding is untrained")
             warnings.warn(
                 f"pitch {', '.join(map(str, sorted(untrained_pitches)))} was never in the training "
-                "data of any instrument (its pitch embedding is untrained); expect a poor note",
+                f"data of any instrument ({why}); expect a poor note",
                 NoteRangeWarning, stacklevel=3)
         velocities = set(self.table.train_velocities)
         unseen = sorted({n.velocity for n in notes} - velocities) if velocities else []

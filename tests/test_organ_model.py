@@ -273,14 +273,26 @@ def test_combined_loss_reaches_the_generators_first_layer() -> None:
     torch.testing.assert_close(d_terms["total"], expected)
 
 
-def test_spectral_convergence_term_compares_linear_magnitudes() -> None:
-    config = get_preset("cpu", spectral_convergence_weight=2.0, msssim_weight=0.0, l1_weight=0.0,
-                        adversarial_weight=0.0, instrument_classifier=False)
-    loss = OrganLoss(config)
+def _loss_with_only(**weights: float) -> OrganLoss:
+    """orGAN's loss with every generator term off but `weights` (no classifier)."""
+    off = dict(msssim_weight=0.0, l1_weight=0.0, adversarial_weight=0.0,
+               spectral_convergence_weight=0.0, log_db_weight=0.0, instrument_classifier=False)
+    return OrganLoss(get_preset("cpu", **{**off, **weights}))
+
+
+def _spectrogram_and_noisy_copy(scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(real, fake): a random log-power spectrogram in [0, scale) and a noisy, non-negative
+    copy that requires grad (seeded)."""
     torch.manual_seed(0)
-    real = 4.0 * torch.rand(2, 1, 33, 10)
-    assert float(loss.generator_loss(real, real, None)["sc"]) < 1e-6
+    real = scale * torch.rand(2, 1, 33, 10)
     fake = (real + 0.3 * torch.randn_like(real)).clamp(min=0).requires_grad_()
+    return real, fake
+
+
+def test_spectral_convergence_term_compares_linear_magnitudes() -> None:
+    loss = _loss_with_only(spectral_convergence_weight=2.0)
+    real, fake = _spectrogram_and_noisy_copy(4.0)
+    assert float(loss.generator_loss(real, real, None)["sc"]) < 1e-6
     terms = loss.generator_loss(fake, real, None)
     magnitude = torch.sqrt(torch.expm1(real))  # |X| without the floor: nearly the same
     expected = ((magnitude - torch.sqrt(torch.expm1(fake.detach()))).flatten(1).norm(dim=1)
@@ -447,14 +459,10 @@ def test_time_pooled_classifier_learns_where_the_energy_lies() -> None:
 
 
 def test_log_db_term_weighs_quiet_bins_by_their_log_error() -> None:
-    config = get_preset("cpu", log_db_weight=3.0, spectral_convergence_weight=0.0,
-                        msssim_weight=0.0, l1_weight=1.0, adversarial_weight=0.0,
-                        instrument_classifier=False)
-    loss = OrganLoss(config)
-    torch.manual_seed(0)
-    real = 6.0 * torch.rand(2, 1, 33, 10)
+    loss = _loss_with_only(log_db_weight=3.0, l1_weight=1.0)
+    config = loss.config
+    real, fake = _spectrogram_and_noisy_copy(6.0)
     assert float(loss.generator_loss(real, real, None)["log_db"]) < 1e-6
-    fake = (real + 0.3 * torch.randn_like(real)).clamp(min=0).requires_grad_()
     terms = loss.generator_loss(fake, real, None)
     floor, span = config.db_floor, config.db_ceiling - config.db_floor
     def db(s: torch.Tensor) -> torch.Tensor:  # by hand: dB of the floored power, on [0, 1]

@@ -36,6 +36,16 @@ def notes() -> torch.Tensor:
     return torch.stack([harmonic_note(220.0), harmonic_note(329.6)])
 
 
+def decoder_first_layer_grad(loss: nn.Module, target: torch.Tensor,
+                             activation: nn.Module | None = None) -> torch.Tensor | None:
+    """Gradient of `loss(decoder output, target)` at a fresh `small_decoder`'s first layer."""
+    torch.manual_seed(0)
+    decoder = small_decoder(nn.ReLU() if activation is None else activation)
+    output = decoder(torch.randn(2, 8, N_SAMPLES // 256 + 3)).squeeze(1)[..., :N_SAMPLES]
+    loss(output, target).backward()
+    return decoder[0].weight.grad
+
+
 def small_decoder(activation: nn.Module) -> nn.Sequential:
     """A SING-like decoder: Conv1d(D, C, 9) first, activation, overlap-add ConvTranspose1d."""
     return nn.Sequential(
@@ -48,24 +58,14 @@ def small_decoder(activation: nn.Module) -> nn.Sequential:
 @pytest.mark.parametrize("activation", [nn.ReLU(), nn.ELU(alpha=10.0)], ids=["relu", "elu10"])
 @pytest.mark.parametrize("transform", LOG_SPECTRAL_TRANSFORMS)
 def test_gradient_reaches_decoder_first_layer(transform, activation, notes):
-    torch.manual_seed(0)
-    decoder = small_decoder(activation)
-    latent = torch.randn(2, 8, N_SAMPLES // 256 + 3)
-    output = decoder(latent).squeeze(1)[..., :N_SAMPLES]
-    loss = LogSpectralLoss(transform)(output, notes)
-    loss.backward()
-    grad = decoder[0].weight.grad
+    grad = decoder_first_layer_grad(LogSpectralLoss(transform), notes, activation)
     assert grad is not None
     assert torch.isfinite(grad).all()
     assert grad.abs().sum() > 0
 
 
 def test_multi_resolution_gradient_reaches_decoder_first_layer(notes):
-    torch.manual_seed(0)
-    decoder = small_decoder(nn.ReLU())
-    output = decoder(torch.randn(2, 8, N_SAMPLES // 256 + 3)).squeeze(1)[..., :N_SAMPLES]
-    MultiResolutionSTFTLoss()(output, notes).backward()
-    grad = decoder[0].weight.grad
+    grad = decoder_first_layer_grad(MultiResolutionSTFTLoss(), notes)
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
@@ -194,11 +194,7 @@ def test_frame_level_loss_is_blind_to_phase_but_not_to_level(notes):
 
 
 def test_frame_level_gradient_reaches_decoder_first_layer_and_quiet_output_is_pushed_up(notes):
-    torch.manual_seed(0)
-    decoder = small_decoder(nn.ReLU())
-    output = decoder(torch.randn(2, 8, N_SAMPLES // 256 + 3)).squeeze(1)[..., :N_SAMPLES]
-    FrameLevelLoss()(output, notes).backward()
-    grad = decoder[0].weight.grad
+    grad = decoder_first_layer_grad(FrameLevelLoss(), notes)
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
     quiet = (0.1 * notes).requires_grad_()
     FrameLevelLoss()(quiet, notes).backward()

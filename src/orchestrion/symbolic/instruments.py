@@ -177,6 +177,7 @@ class InstrumentVocabulary:
                     )
                 self._names[key] = slot
         self._programs = self._parse_programs(program_rows)
+        self._gm_names = {normalise_name(m.gm_name): m.program for m in self._programs}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -296,6 +297,11 @@ class InstrumentVocabulary:
         if not 0 <= program < N_GM_PROGRAMS:
             raise ConfigError(f"GM program {program} does not exist; programs are numbered 0..127")
         return self._programs[program]
+
+    def program_by_gm_name(self, name: str) -> int | None:
+        """The GM program (0-based) whose General MIDI name is `name` (any case, ``_`` or
+        ``-`` for spaces: ``"harpsichord"``, ``"Pan-Flute"``), or None."""
+        return self._gm_names.get(normalise_name(str(name)))
 
     def slot_for_program(self, program: int) -> Slot:
         """The slot that plays GM `program` (0-based, as in pretty_midi).

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pretty_midi
 import torch
 from torch.utils.data import Dataset
 
@@ -388,9 +387,7 @@ def _general_midi_program(name: str) -> int | None:
     text = name.strip()
     if text.isdigit():
         return int(text) if 0 <= int(text) <= 127 else None
-    programs = {gm_name.lower(): program
-                for program, gm_name in enumerate(pretty_midi.constants.INSTRUMENT_MAP)}
-    return programs.get(" ".join(text.lower().split()))
+    return InstrumentVocabulary.default().program_by_gm_name(text)
 
 
 def _instrument_name(dataset_id: int, instrument_str: str, source: DataSource) -> str:

@@ -35,6 +35,7 @@ import csv
 import dataclasses
 import json
 import logging
+import math
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -583,7 +584,7 @@ def _train_stage(
         trainer.fit(module, train_loader, valid_loader,
                     ckpt_path=str(last) if last.is_file() else None)
     train_loss = _metric(trainer.callback_metrics, "train/loss")
-    if train_loss != train_loss:  # resumed at its end: no batch ran in this call
+    if math.isnan(train_loss):  # resumed at its end: no batch ran in this call
         train_loss = _last_logged(stage_dir, "train/loss")
     validation = trainer.validate(module, valid_loader, verbose=False)[0]
     report = StageReport(

@@ -548,6 +548,15 @@ def test_pitch_measure_hits_a_clean_tone_and_misses_an_octave():
     assert math.isnan(estimate_f0(np.zeros(64_000, dtype=np.float32), rate, 67))
 
 
+def test_pitch_measure_reads_the_lowest_notes_without_a_pyin_warning():
+    rate = 16_000
+    tone = (0.3 * np.sin(2 * np.pi * 41.2034 * np.arange(64_000) / rate)).astype(np.float32)  # E1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # librosa's "less than two periods of fmin" would raise
+        f0 = estimate_f0(tone, rate, 28)  # the search floor is two octaves down: clamped
+    assert abs(pitch_error_cents(f0, 28)) < 50
+
+
 def test_timed_checkpoints_are_written_while_a_stage_trains(tiny_data, tmp_path, monkeypatch):
     from orchestrion.timed_checkpoint import TimedCheckpoint
 

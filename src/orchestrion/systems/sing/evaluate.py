@@ -147,6 +147,11 @@ def _finite_or_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
 
 
+def lowest_pyin_fmin(sample_rate: int) -> float:
+    """The lowest f0 with more than two periods in a pyin frame (librosa warns at exactly two)."""
+    return float(np.nextafter(2.0 * sample_rate / PYIN_FRAME_LENGTH, np.inf))
+
+
 def estimate_f0(wave: np.ndarray, sample_rate: int, pitch: int) -> float:
     """Median pyin f0 (Hz) of the held part of a note, searched +-2 octaves around `pitch`.
 
@@ -163,7 +168,7 @@ def estimate_f0(wave: np.ndarray, sample_rate: int, pitch: int) -> float:
     start, stop = (int(s * sample_rate) for s in PYIN_SEGMENT_S)
     segment = np.asarray(wave[start:stop], dtype=np.float32)
     fmin = max(float(librosa.midi_to_hz(pitch - PYIN_SEARCH_SEMITONES)),
-               2.0 * sample_rate / PYIN_FRAME_LENGTH)
+               lowest_pyin_fmin(sample_rate))
     fmax = min(float(librosa.midi_to_hz(pitch + PYIN_SEARCH_SEMITONES)), 0.49 * sample_rate)
     if fmin >= fmax or len(segment) < PYIN_FRAME_LENGTH or not np.any(segment):
         return float("nan")

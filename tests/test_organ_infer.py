@@ -188,14 +188,14 @@ def test_window_weights_are_a_partition_of_unity():
 
 def test_per_track_mode_runs_and_differs_from_the_mix(tiny_model):
     score = make_score([(40, 67), (42, 48)], 3.0)
-    mixed = render_score(score, tiny_model, n_iter=0, noise_subtraction=False)
-    tracks = render_score(score, tiny_model, n_iter=0, noise_subtraction=False, per_track=True)
+    mixed = render_score(score, tiny_model, n_iter=0, noise_subtraction=False, per_track=False)
+    tracks = render_score(score, tiny_model, n_iter=0, noise_subtraction=False)
     assert tracks.audio.shape == mixed.audio.shape and np.isfinite(tracks.audio).all()
     assert not np.allclose(tracks.spectrogram, mixed.spectrogram)
     solo = make_score([(40, 67)], 3.0)  # one slot: per-track is the same render
     np.testing.assert_array_equal(
-        render_score(solo, tiny_model, n_iter=0, per_track=True).spectrogram,
         render_score(solo, tiny_model, n_iter=0).spectrogram,
+        render_score(solo, tiny_model, n_iter=0, per_track=False).spectrogram,
     )
 
 
@@ -381,6 +381,28 @@ def test_cli_render_writes_a_wav(checkpoint, tmp_path):
     assert "wrote" in result.output and "warning:" in result.output and "piano" in result.output
 
 
+def test_cli_render_renders_each_part_alone_unless_told_mix(checkpoint, tmp_path):
+    score = make_score([(40, 67), (42, 48)], 2.0)
+    midi = write_score(tmp_path / "duet.mid", score)
+    waves = {}
+    for flag in ("--per-track", "--mix"):
+        out = tmp_path / f"{flag[2:]}.wav"
+        args = ["render", str(midi), "-o", str(out), "--model", str(checkpoint), "--iters", "2",
+                "--no-noise-subtraction", "-q"]
+        result = runner.invoke(app, [*args, flag])
+        assert result.exit_code == 0, result.output
+        waves[flag] = sf.read(out, dtype="float32")[0]
+    default = tmp_path / "default.wav"
+    result = runner.invoke(app, ["render", str(midi), "-o", str(default), "--model", str(checkpoint),
+                                 "--iters", "2", "--no-noise-subtraction", "-q"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(sf.read(default, dtype="float32")[0], waves["--per-track"])
+    lsb = 2.0**-15  # 16-bit WAV
+    assert np.abs(waves["--per-track"] - waves["--mix"]).max() > 20 * lsb
+    direct = render_score(score, RenderModel.from_pretrained(checkpoint), n_iter=2, noise_subtraction=False)
+    np.testing.assert_allclose(direct.audio, waves["--per-track"], atol=2 * lsb)  # the API's default too
+
+
 @pytest.mark.parametrize(
     "case",
     [
@@ -550,6 +572,7 @@ def test_cli_train_render_runs_and_resumes(tiny_dataset, checkpoint, tmp_path):
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "Table 6.3" in evaluated.output and "mean" in evaluated.output
+    assert "each part rendered alone" in evaluated.output
     # a new run that starts from the exported weights says so in its card
     common[common.index("--out") + 1] = str(tmp_path / "continued")
     continued = runner.invoke(app, [*common, "--max-steps", "1", "--init-from", str(run / "model")])

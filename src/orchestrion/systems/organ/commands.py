@@ -27,6 +27,14 @@ ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Shipped model name or checkpoint folder.")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+PerTrackOpt = Annotated[
+    bool,
+    typer.Option(
+        "--per-track/--mix",
+        help="Render each part alone and combine them (closer to the reference, one generator "
+        "pass per part), or all parts in one pass (faster).",
+    ),
+]
 
 
 def _err(text: str) -> None:
@@ -81,9 +89,7 @@ def register(
             int | None,
             typer.Option("--sr", help="Output sample rate in Hz (default: the model's)."),
         ] = None,
-        per_track: Annotated[
-            bool, typer.Option("--per-track", help="Render each instrument alone and mix.")
-        ] = False,
+        per_track: PerTrackOpt = True,
         iters: Annotated[int, typer.Option("--iters", help="Griffin-Lim iterations.")] = 32,
         seed: Annotated[
             int, typer.Option("--seed", help="Seed of the dropout noise and the phase.")
@@ -148,6 +154,7 @@ def register(
         deterministic: Annotated[
             bool, typer.Option("--deterministic", help="Switch the generator's dropout noise off.")
         ] = False,
+        per_track: PerTrackOpt = True,
         quiet: Quiet = False,
     ) -> None:
         """Table 6.3 on held-out chunks and the audio protocol on whole held-out pieces."""
@@ -164,6 +171,7 @@ def register(
                 out_png=png,
                 max_chunks=max_chunks,
                 seed=seed,
+                per_track=per_track,
                 progress=not quiet and sys.stderr.isatty(),
             )
         print(report.format())

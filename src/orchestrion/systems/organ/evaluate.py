@@ -94,6 +94,8 @@ class RenderEvaluation:
         The side-by-side spectrogram picture, if written.
     seconds : float
         Wall time of the evaluation.
+    per_track : bool
+        Whether the pieces were rendered a part at a time (else the whole mix at once).
     """
 
     model: str
@@ -106,6 +108,7 @@ class RenderEvaluation:
     pieces: list[PieceScore]
     png: Path | None
     seconds: float
+    per_track: bool = True
 
     def audio_mean(self) -> dict[str, float]:
         """Mean MS-SSIM, MR-STFT and LSD (dB) over the pieces."""
@@ -139,9 +142,10 @@ class RenderEvaluation:
             lines.append("classifier: this model has none")
         width = max([len("piece"), len("mean")] + [len(p.piece_id) for p in self.pieces])
         count = f"{len(self.pieces)} whole piece" + ("" if len(self.pieces) == 1 else "s")
+        mode = "each part rendered alone" if self.per_track else "all parts rendered at once"
         lines += [
             "",
-            f"audio protocol on {count} "
+            f"audio protocol on {count}, {mode} "
             "(our render vs the piece's AuMix; lower MR-STFT and LSD are better)",
             f"{'piece'.ljust(width)}  {'MS-SSIM':>8}  {'MR-STFT':>8}  {'LSD dB':>8}",
         ]
@@ -309,6 +313,7 @@ def evaluate_render(
     max_chunks: int = MAX_CHUNKS,
     seed: int = 0,
     n_iter: int = 32,
+    per_track: bool = True,
     progress: bool = False,
 ) -> RenderEvaluation:
     """Evaluate a render model on the held-out pieces of a URMP-format folder (see module notes).
@@ -330,6 +335,8 @@ def evaluate_render(
         Seeds the dropout draws, the SWD projections and the phase.
     n_iter : int
         Griffin-Lim iterations of the whole-piece renders.
+    per_track : bool
+        Render each part alone and combine (the render default); False renders the mix.
     progress : bool
         Progress bars on stderr.
 
@@ -355,7 +362,10 @@ def evaluate_render(
         if record.score_path is None:
             continue
         reference, reference_rate = dataset.load_mix(record)
-        result = render_score(record.score_path, model, seed=seed, n_iter=n_iter, progress=progress)
+        result = render_score(
+            record.score_path, model, seed=seed, n_iter=n_iter, per_track=per_track,
+            progress=progress,
+        )
         comparison = compare_audio(reference, result.audio, reference_rate, result.sample_rate)
         pieces.append(PieceScore(record.piece_id, comparison, result.warnings))
         if out_png is not None and png is None:
@@ -379,6 +389,7 @@ def evaluate_render(
         pieces,
         png,
         time.perf_counter() - started,
+        per_track,
     )
 
 

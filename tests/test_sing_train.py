@@ -276,8 +276,21 @@ def test_resume_continues_an_unfinished_stage_and_skips_finished_ones(tiny_data,
     with pytest.raises(ConfigError, match="part-way"):  # a loss may not change mid-stage
         train_note(tiny_data, out, overrides={"loss_eps": 0.01}, stages=["autoencoder"],
                    evaluate_notes=0, resume=True, progress=False)
-    report = train_note(tiny_data, out, stages=["autoencoder"], evaluate_notes=0, resume=True,
-                        progress=False)
+    rates = []
+    original_start = SingModule.on_train_start
+
+    def record_rate(self):
+        original_start(self)
+        rates.append(self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    monkeypatch.setattr(SingModule, "on_train_start", record_rate)
+    resumed_state = torch.load(out / "stages" / "autoencoder" / "checkpoints" / "last.ckpt",
+                               map_location="cpu", weights_only=False)["optimizer_states"][0]
+    assert resumed_state["param_groups"][0]["lr"] != 1e-4  # the run's own rate
+    # the learning rate may change mid-stage: the resumed optimiser takes the new one
+    report = train_note(tiny_data, out, overrides={"learning_rate": 1e-4}, stages=["autoencoder"],
+                        evaluate_notes=0, resume=True, progress=False)
+    assert rates == [1e-4]
     assert [(r.stage, r.steps, r.skipped) for r in report.stages] == [("autoencoder", 5, False)]
     report = train_note(tiny_data, out, stages=["autoencoder", "sequence"], max_steps_per_stage=1,
                         evaluate_notes=0, resume=True, progress=False)

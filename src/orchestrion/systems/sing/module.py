@@ -172,3 +172,9 @@ class SingModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.stage_parameters(self.stage), lr=self.config.learning_rate)
+
+    def on_train_start(self) -> None:
+        """Apply the config's learning rate to a resumed optimiser (its state keeps the old one)."""
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = self.config.learning_rate

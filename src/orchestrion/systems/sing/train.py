@@ -23,7 +23,8 @@ loss started.
 
 A continued run keeps the model's shape from ``run.json``. Its epochs may change at any
 time, and its training settings (`TRAINING_FIELDS`: losses, learning rate, batch size, pitch
-shift) for stages it has not started yet, e.g. a stage 3 under another loss after stages 1-2.
+shift) for stages it has not started yet, e.g. a stage 3 under another loss after stages 1-2;
+the learning rate may also change under a stage part-way through (`MID_STAGE_FIELDS`).
 Each stage records the command and settings it trained with, and the card lists them when
 they differ.
 """
@@ -86,6 +87,9 @@ TRAINING_FIELDS = (
 """Config fields that shape training but not the weights: a resumed run may change them
 for stages it has not started (each stage's report keeps the values it trained with).
 Every other field is fixed by ``run.json``."""
+MID_STAGE_FIELDS = ("learning_rate",)
+"""Training settings a stage part-way through may change too: the resumed optimiser keeps
+its moments and takes the new step size (a hand-made learning-rate decay)."""
 STAGE_EPOCH_FIELD = dict(zip(STAGES, SCHEDULE_FIELDS))
 console = Console(stderr=True)
 
@@ -501,7 +505,8 @@ def _check_stages(stages: Sequence[str]) -> tuple[str, ...]:
 
 def _check_partial_stages_keep_settings(out_dir: Path, stages: Sequence[str],
                                         changed: Sequence[str]) -> None:
-    """ConfigError if training settings change under a stage already part-way through."""
+    """ConfigError if training settings (but `MID_STAGE_FIELDS`) change under a stage part-way through."""
+    changed = [name for name in changed if name not in MID_STAGE_FIELDS]
     if not changed:
         return
     partial = [s for s in stages if _last_ckpt(out_dir, s).is_file() and not _stage_finished(out_dir, s)]

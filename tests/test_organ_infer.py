@@ -640,7 +640,7 @@ def test_cli_train_render_continues_under_new_loss_weights_with_every_weight(tin
 
     run = tmp_path / "run"
     result = _continue_for_one_step(tiny_dataset, checkpoint, run, "l1_weight=3",
-                                    "spectral_convergence_weight=2")
+                                    "spectral_convergence_weight=2", "regime=single")
     assert result.exit_code == 0, result.output
     before = load_file(checkpoint / "model.safetensors")
     after = load_file(run / "model" / "model.safetensors")

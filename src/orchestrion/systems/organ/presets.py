@@ -45,9 +45,11 @@ TRAINING_FIELDS = (
     "gan_loss", "adversarial_weight", "l1_weight", "msssim_weight", "instrument_weight",
     "spectral_convergence_weight", "log_db_weight", "discriminator_adversarial_factor", "db_floor",
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
+    "regime", "transfer_switch_fraction",
 )
-"""Fields of the losses and the optimiser, not of the weights: a model may be continued
-(``init_from``) under other values of these, with all its weights."""
+"""Fields of the losses, the optimiser and the chunks drawn, not of the weights: a model may
+be continued (``init_from``) under other values of these, with all its weights (e.g. on
+single-instrument chunks only, ``regime=single``, for the per-track renders)."""
 
 
 def _next_power_of_two(n: int) -> int:

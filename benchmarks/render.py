@@ -43,8 +43,8 @@ DOUBLINGS = {73: (40, 12), 71: (41, 0), 60: (42, -12), 70: (43, -12)}
 """Original GM program -> (doubling program, octave shift in semitones) for 8 parts."""
 SPEED_GOAL_X = 20.0
 MEMORY_GOAL_MB = 2048.0
-RENDER_MODES = {"per-track": True, "mix": False}
-"""The two render modes timed: render_score's per_track flag."""
+RENDER_MODES = {"per-track": (True, "each part alone (default)"), "mix": (False, "all parts at once (--mix)")}
+"""The two render modes timed: render_score's per_track flag and a label."""
 
 
 def _parse_args() -> argparse.Namespace:
@@ -168,7 +168,7 @@ def speed(model: RenderModel) -> dict[str, float]:
     render_score(score, model)  # warm-up (oneDNN primitives, threads)
     with FluidSynthRenderer(sample_rate=model.config.sample_rate) as fluidsynth:
         for _ in range(ARGS.repeats):
-            for mode, per_track in RENDER_MODES.items():
+            for mode, (per_track, _) in RENDER_MODES.items():
                 for name, n_iter in ((mode, 32), (f"{mode} generator", 0)):
                     model.clear_noise_cache()  # time what the CLI pays: the noise estimate included
                     start = time.perf_counter()
@@ -198,7 +198,7 @@ def main() -> None:
     figures = speed(model)
     audio_s = figures["audio_s"]
     print(f"\nspeed, {audio_s:.1f} s 4-part score (best of {ARGS.repeats}):")
-    for mode, label in (("per-track", "each part alone (default)"), ("mix", "all parts at once (--mix)")):
+    for mode, (_, label) in RENDER_MODES.items():
         print(
             f"  orGAN, {label}, incl. 32 Griffin-Lim iterations: {figures[mode]:.2f} s = "
             f"{audio_s / figures[mode]:.1f}x real time "

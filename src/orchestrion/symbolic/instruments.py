@@ -298,10 +298,13 @@ class InstrumentVocabulary:
             raise ConfigError(f"GM program {program} does not exist; programs are numbered 0..127")
         return self._programs[program]
 
-    def program_by_gm_name(self, name: str) -> int | None:
-        """The GM program (0-based) whose General MIDI name is `name` (any case, ``_`` or
-        ``-`` for spaces: ``"harpsichord"``, ``"Pan-Flute"``), or None."""
-        return self._gm_names.get(normalise_name(str(name)))
+    def general_midi_program(self, token: str) -> int | None:
+        """The GM program (0-based) a word names: a number 0-127, or a General MIDI name (any
+        case, ``_`` or ``-`` for spaces: ``"harpsichord"``, ``"Pan-Flute"``); else None."""
+        text = str(token).strip()
+        if text.isdigit():
+            return int(text) if 0 <= int(text) <= 127 else None
+        return self._gm_names.get(normalise_name(text))
 
     def slot_for_program(self, program: int) -> Slot:
         """The slot that plays GM `program` (0-based, as in pretty_midi).

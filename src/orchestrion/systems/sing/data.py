@@ -345,7 +345,7 @@ class InstrumentTable:
             if slot is not None:
                 entry = self._by_key.get(normalise_name(slot.name))
         if entry is None:
-            program = _general_midi_program(str(name))
+            program = InstrumentVocabulary.default().general_midi_program(str(name))
             if program is not None:
                 entry = self._by_key.get(normalise_name(_program_name(program)))
         if entry is None:
@@ -382,14 +382,6 @@ class InstrumentTable:
         return cls(entries, velocities)
 
 
-def _general_midi_program(name: str) -> int | None:
-    """GM program of a number 0-127 or a General MIDI instrument name, else None."""
-    text = name.strip()
-    if text.isdigit():
-        return int(text) if 0 <= int(text) <= 127 else None
-    return InstrumentVocabulary.default().program_by_gm_name(text)
-
-
 def _instrument_name(dataset_id: int, instrument_str: str, source: DataSource) -> str:
     """Vocabulary name of a GM program (orchestrion builds), else the instrument_str."""
     if source.kind != "orchestrion" or not 0 <= dataset_id <= 127:
@@ -399,10 +391,8 @@ def _instrument_name(dataset_id: int, instrument_str: str, source: DataSource) -
 
 def _program_name(program: int) -> str:
     """An orchestrion build's name for a GM program: its vocabulary name, else ``gmNNN``."""
-    for slot in InstrumentVocabulary.default():
-        if slot.program == program:
-            return slot.name
-    return f"gm{program:03d}"
+    slot = InstrumentVocabulary.default().slot_for_program(program)
+    return slot.name if slot.program == program else f"gm{program:03d}"
 
 
 # --------------------------------------------------------------------------- torch dataset

@@ -83,7 +83,7 @@ def split_one_batch(model: NoteModel, batch: int) -> tuple[float, float]:
     started = time.perf_counter()
     latent = model.sing.generate_latent(*ids)
     middle = time.perf_counter()
-    model.sing.decoder(latent)
+    model.sing.decoder(latent, ids[1])
     return middle - started, time.perf_counter() - middle
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from orchestrion.errors import ConfigError
 from orchestrion.nn.spectral_losses import LogSpectralLoss
 from orchestrion.systems.sing import PRESETS, STAGES, FrameGeometry, Sing, SingConfig, get_preset
+from orchestrion.systems.sing.harmonic import HarmonicBranch, midi_to_hz
 from orchestrion.systems.sing.model import spectral_loss_from_config
 
 SAMPLE_RATE = 16_000
@@ -345,7 +346,8 @@ def test_kaiming_init_lets_the_fresh_encoder_tell_notes_apart() -> None:
     spread = {}
     for conv_init in ("default", "kaiming"):
         torch.manual_seed(0)
-        model = Sing(get_preset("cpu", conv_init=conv_init, n_samples=8192))
+        model = Sing(get_preset("cpu", conv_init=conv_init, n_samples=8192,  # SING's conv output
+                                conv_synthesis=True, harmonic_partials=0))
         notes = 0.2 * harmonic_notes(8192)
         with torch.no_grad():
             latent = model.encode(notes)[..., 10:20]  # frames inside the notes
@@ -375,3 +377,90 @@ def test_continuous_pitch_takes_fractional_pitches_and_a_table_refuses_them():
         tiny_config(pitch_shift_semitones=0.4)
     with pytest.raises(ConfigError, match="0..12"):
         tiny_config(pitch_encoding="continuous", pitch_dim=12, pitch_shift_semitones=-1.0)
+
+
+# --------------------------------------------------------------------------- harmonic branch
+
+
+def _fixed_branch(partials: int, controls: list[float]) -> HarmonicBranch:
+    """A branch whose level and harmonic logits are constants (`controls`), whatever the frames."""
+    branch = HarmonicBranch(8, partials, kernel_size=1024, stride=256, sample_rate=SAMPLE_RATE)
+    with torch.no_grad():
+        branch.controls.weight.zero_()
+        branch.controls.bias[: len(controls)] = torch.tensor(controls)
+        branch.controls.bias[1 + partials : 1 + 2 * partials] = 1.0
+    return branch
+
+
+@pytest.mark.parametrize("pitch", [45.0, 69.0, 60.5, 81.25])
+def test_harmonic_branch_sounds_the_requested_pitch(pitch):
+    """One dominant partial: the output's spectral peak lies within a bin of f0."""
+    branch = _fixed_branch(4, [1.0, 8.0, -8.0, -8.0, -8.0])
+    with torch.no_grad():
+        wave = branch(torch.zeros(1, 8, 257), torch.tensor([pitch]))[0]
+    assert wave.shape == (65_024,)  # the decoder's output length for 257 frames
+    spectrum = torch.fft.rfft(wave * torch.hann_window(wave.numel()))
+    peak_hz = float(spectrum.abs().argmax()) * SAMPLE_RATE / wave.numel()
+    assert abs(peak_hz - float(midi_to_hz(torch.tensor(pitch)))) < SAMPLE_RATE / wave.numel()
+    level = float(F.softplus(torch.tensor(1.0)))
+    assert float(wave.pow(2).mean().sqrt()) * math.sqrt(2) == pytest.approx(level, rel=0.01)
+
+
+def test_harmonic_branch_phase_controls_shift_each_partial():
+    """(cos, sin) = (0, 1) turns the partial's sine into a cosine: a quarter-period shift."""
+    sine = _fixed_branch(1, [1.0, 0.0])
+    cosine = _fixed_branch(1, [1.0, 0.0])
+    with torch.no_grad():
+        cosine.controls.bias[2:4] = torch.tensor([0.0, 1.0])
+        pitch = torch.tensor([69.0])
+        a = sine(torch.zeros(1, 8, 257), pitch)[0]
+        b = cosine(torch.zeros(1, 8, 257), pitch)[0]
+    level = float(F.softplus(torch.tensor(1.0)))
+    quarter = round(SAMPLE_RATE / 440.0 / 4)  # 9 samples: 0.016 rad short of a quarter period
+    assert float(b[0]) == pytest.approx(level, rel=1e-4) and abs(float(a[0])) < 1e-4
+    assert torch.allclose(b[:4000], a[quarter : 4000 + quarter], atol=0.03 * level)
+
+
+def test_harmonic_branch_leaves_out_partials_above_nyquist():
+    branch = _fixed_branch(8, [1.0] + [0.0] * 8)
+    with torch.no_grad():
+        amplitudes = branch.harmonic_amplitudes(torch.zeros(2, 8, 5), torch.tensor([100.0, 120.0]))
+    f0 = float(midi_to_hz(torch.tensor(100.0)))  # 2637 Hz: harmonics 1 and 2 are below 7600 Hz
+    audible = int(0.95 * SAMPLE_RATE / 2 // f0)
+    assert torch.all(amplitudes[0, :audible] > 0) and torch.all(amplitudes[0, audible:] == 0)
+    assert amplitudes[0].sum(0).tolist() == pytest.approx([float(F.softplus(torch.tensor(1.0)))] * 5)
+    assert torch.all(amplitudes[1] == 0)  # 8372 Hz: no partial fits, and no NaN either
+
+
+def test_harmonic_decoder_needs_the_pitch_and_trains_its_branch():
+    torch.manual_seed(0)
+    config = tiny_config(harmonic_partials=8)
+    model = Sing(config)
+    plain = Sing(tiny_config())
+    assert model.decoder.harmonic is not None and plain.decoder.harmonic is None
+    ids = note_ids(4)
+    loss_fn = spectral_loss_from_config(config)
+    output = model.synthesize_padded(*ids)
+    assert output.shape == plain.synthesize_padded(*ids).shape
+    loss_fn(output, model.reconstruction_target(harmonic_notes(config.n_samples))).backward()
+    grad = model.decoder.harmonic.controls.weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="needs the notes' pitches"):
+        model.autoencode(harmonic_notes(config.n_samples))
+    with pytest.raises(ConfigError, match="harmonic_partials"):
+        tiny_config(harmonic_partials=-1)
+    with pytest.raises(ConfigError, match="conv_synthesis = false needs harmonic_partials"):
+        tiny_config(conv_synthesis=False)
+
+
+def test_a_harmonic_only_decoder_sounds_just_its_branch():
+    torch.manual_seed(0)
+    model = Sing(tiny_config(harmonic_partials=8, conv_synthesis=False)).eval()
+    assert model.decoder.synthesis is None
+    assert not any(name.startswith("decoder.synthesis") for name in model.state_dict())
+    instrument, pitch, velocity = note_ids(2)
+    with torch.no_grad():
+        latent = model.generate_latent(instrument, pitch, velocity)
+        decoder = model.decoder
+        sound = decoder.harmonic(decoder.hidden_frames(latent), pitch.float())
+        assert torch.equal(decoder(latent, pitch), sound)

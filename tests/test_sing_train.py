@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Subset
 from typer.testing import CliRunner
 
@@ -48,10 +49,13 @@ runner = CliRunner()
 TINY = dict(channels=16, latent_dim=8, lstm_layers=1, lstm_hidden=16, batch_size=4,
             lstm_truncation_steps=64, learning_rate=3e-3,
             autoencoder_epochs=1, sequence_epochs=1, finetune_epochs=1, autoencoder_warmup_batches=0,
-            autoencoder_loss="spectral", finetune_loss="spectral", conv_init="default")
+            autoencoder_loss="spectral", finetune_loss="spectral", conv_init="default",
+            harmonic_partials=0, conv_synthesis=True)
 """SING's 64,000-sample geometry with narrow layers: a step takes ~0.1 s on 2 cores. SING's
-spectral losses and init (with the cpu preset's Kaiming init and quiet decoder, the
-log-spectral loss, whose gradient vanishes at silence, barely moves in 16 batches)."""
+decoder, spectral losses and init (with the cpu preset's Kaiming init and quiet decoder,
+the log-spectral loss, whose gradient vanishes at silence, barely moves in 16 batches)."""
+TINY_HARMONIC = {**TINY, "harmonic_partials": 8, "conv_synthesis": False, "conv_init": "kaiming", "learning_rate": 1e-2}
+"""TINY with the cpu preset's decoder output: harmonics of the pitch instead of SING's conv."""
 
 
 @pytest.fixture(scope="module")
@@ -122,18 +126,21 @@ def test_other_nsynth_data_is_resplit_by_instrument_and_pitch(tiny_data, tmp_pat
 # --------------------------------------------------------------------------- stages
 
 
-@pytest.mark.parametrize("stage", ["autoencoder", "sequence", "finetune"])
-def test_each_stage_lowers_its_loss_on_a_training_batch(tiny_data, stage):
+@pytest.mark.parametrize("stage,sizes", [
+    ("autoencoder", TINY), ("sequence", TINY), ("finetune", TINY),
+    ("autoencoder", TINY_HARMONIC), ("finetune", TINY_HARMONIC),
+], ids=["autoencoder", "sequence", "finetune", "harmonic-autoencoder", "harmonic-finetune"])
+def test_each_stage_lowers_its_loss_on_a_training_batch(tiny_data, stage, sizes):
     torch.manual_seed(0)
     source = describe_data(tiny_data)
     records = list_notes(source, "train")
     table = InstrumentTable.from_records(records, source)
-    config = get_preset("cpu", **{**TINY, "n_instruments": len(table)})
+    config = get_preset("cpu", **{**sizes, "n_instruments": len(table)})
     module = SingModule(config, stage)
     batch = collate_notes(SingNotes(records, table, config.n_samples), 4)
     with torch.no_grad():
         before = module.stage_loss(batch).item()
-    steps = 8
+    steps = 16 if config.harmonic_partials else 8  # a fresh harmonic output starts near silence
     loader = DataLoader([batch], batch_size=None)  # the same batch every epoch
     trainer = L.Trainer(max_epochs=steps, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
@@ -599,3 +606,30 @@ def test_a_stage_resumed_at_its_end_reports_the_logged_train_loss(tmp_path):
     assert _last_logged(tmp_path, "val/loss") == 0.1
     assert math.isnan(_last_logged(tmp_path, "train/other"))
     assert math.isnan(_last_logged(tmp_path / "missing", "train/loss"))
+
+
+def test_init_from_starts_a_new_run_from_a_model_with_a_fresh_harmonic_branch(tiny_data, model_dir, tmp_path):
+    out = tmp_path / "grown"
+    train_note(tiny_data, out, overrides={**TINY, "harmonic_partials": 4}, stages=["finetune"],
+               init_from=model_dir, max_steps_per_stage=0, evaluate_notes=0, progress=False,
+               command="pytest grow")
+    start = load_file(str(model_dir / "model.safetensors"))
+    grown = load_file(str(out / "model" / "model.safetensors"))
+    fresh = sorted(k for k in grown if k not in start)
+    assert fresh and all(k.startswith("decoder.harmonic.") for k in fresh)
+    assert all(torch.equal(grown[k], start[k]) for k in start)
+    card = (out / "model" / "MODEL_CARD.md").read_text()
+    assert f"- started from: `{model_dir}`; harmonic_partials = 4, its weights fresh" in card
+    stored = json.loads((out / "run.json").read_text())
+    assert stored["started_from"].startswith(f"`{model_dir}`")
+
+
+def test_init_from_refuses_another_shape_or_system(tiny_data, model_dir, tmp_path):
+    with pytest.raises(ConfigError, match="differs from this run's in channels"):
+        train_note(tiny_data, tmp_path / "wide", overrides={**TINY, "channels": 24},
+                   stages=["finetune"], init_from=model_dir, max_steps_per_stage=0,
+                   evaluate_notes=0, progress=False)
+    other = save_checkpoint(tmp_path / "render", "render", {}, {"w": torch.zeros(1)}, "# render")
+    with pytest.raises(CheckpointError, match="not a `note` model"):
+        train_note(tiny_data, tmp_path / "other", overrides=TINY, init_from=other,
+                   max_steps_per_stage=0, evaluate_notes=0, progress=False)

@@ -145,6 +145,8 @@ def train_note_command(
     devices: Annotated[int, typer.Option(help="Devices (Lightning).")] = 1,
     strategy: Annotated[str, typer.Option(help="Lightning strategy, e.g. ddp.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    init_from: Annotated[str | None, typer.Option(
+        "--init-from", help="Start a new run from a note model's weights (a model folder or shipped name).")] = None,
 ) -> None:
     """Train SING (autoencoder -> LSTM -> fine-tuning) and export a model folder."""
     from orchestrion.data.build import current_command
@@ -156,7 +158,7 @@ def train_note_command(
         max_steps_per_stage=max_steps_per_stage, seed=seed, resume=resume,
         checkpoint_minutes=checkpoint_minutes, instruments=_split_names(instruments),
         split_mode=split_mode, evaluate_notes=evaluate_notes, num_workers=workers, devices=devices,
-        strategy=strategy, progress=not quiet, command=current_command(),
+        strategy=strategy, progress=not quiet, command=current_command(), init_from=init_from,
     )
     print(report.format())
 

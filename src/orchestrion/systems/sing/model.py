@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from orchestrion.errors import ConfigError
 from orchestrion.nn.spectral_losses import LogSpectralLoss
+from orchestrion.systems.sing.harmonic import HarmonicBranch
 from orchestrion.systems.sing.presets import SingConfig
 
 STAGES = ("autoencoder", "sequence", "finetune")
@@ -229,10 +230,13 @@ class WaveformDecoder(nn.Module):
     """Latent sequence -> waveform.
 
     Layers: Conv1d(D -> C, k9, no padding), act, 2 x (1x1 conv C -> C, act), windowed
-    ConvTranspose1d(C -> 1, k1024, s256).
+    ConvTranspose1d(C -> 1, k1024, s256); with `SingConfig.harmonic_partials` > 0, plus a
+    `HarmonicBranch` from the same hidden frames and the note's pitch (not in SING), or
+    the branch alone (`SingConfig.conv_synthesis` = False).
 
-    `forward` takes (B, D, L) latent frames and returns (B, (L - context + 2) * stride - kernel)
-    samples: 65,024 for SING's L = 265.
+    `forward` takes (B, D, L) latent frames (and the (B,) MIDI pitches when the decoder has
+    a harmonic branch) and returns (B, (L - context + 2) * stride - kernel) samples: 65,024
+    for SING's L = 265.
     """
 
     def __init__(self, config: SingConfig) -> None:
@@ -244,26 +248,40 @@ class WaveformDecoder(nn.Module):
         self.rewrite = _rewrite_stack(config)
         self.synthesis = WindowedConvTranspose1d(
             config.channels, 1, config.kernel_size, config.stride, config.squared_window
-        )
+        ) if config.conv_synthesis else None
         self.context_size = config.context_size
         if config.conv_init == "kaiming":
             init_conv_weights(self)
-            with torch.no_grad():
-                self.synthesis.weight.mul_(config.synthesis_init_scale)
+            if self.synthesis is not None:
+                with torch.no_grad():
+                    self.synthesis.weight.mul_(config.synthesis_init_scale)
+        self.harmonic = HarmonicBranch(
+            config.channels, config.harmonic_partials, config.kernel_size, config.stride,
+            config.sample_rate,
+        ) if config.harmonic_partials else None
 
     @property
     def first_layer(self) -> nn.Conv1d:
         """The decoder's first layer (its context conv): gradients must reach it."""
         return self.context_conv
 
-    def forward(self, latent: Tensor) -> Tensor:
+    def hidden_frames(self, latent: Tensor) -> Tensor:
+        """(B, D, L) latent frames -> (B, C, L - context + 1): what the output layers read."""
         if latent.dim() != 3 or latent.shape[-1] < self.context_size:
             raise ConfigError(
                 f"decoder expects latents shaped (batch, dim, frames >= {self.context_size}), "
                 f"got {tuple(latent.shape)}"
             )
-        hidden = self.activation(self.context_conv(latent))
-        return self.synthesis(self.rewrite(hidden)).squeeze(1)
+        return self.rewrite(self.activation(self.context_conv(latent)))
+
+    def forward(self, latent: Tensor, pitch: Tensor | None = None) -> Tensor:
+        hidden = self.hidden_frames(latent)
+        if self.harmonic is None:
+            return self.synthesis(hidden).squeeze(1)
+        if pitch is None:
+            raise ConfigError("this decoder has a harmonic branch: it needs the notes' pitches")
+        wave = self.harmonic(hidden, _check_pitch(pitch).to(latent.device))
+        return wave if self.synthesis is None else wave + self.synthesis(hidden).squeeze(1)
 
 
 def _check_indices(name: str, values: Tensor, size: int) -> Tensor:
@@ -450,12 +468,13 @@ class Sing(nn.Module):
         """(B, n_samples) notes -> (B, D, n_steps) latent sequence (stage 2's target)."""
         return self.encoder(self.pad_note(wave))
 
-    def autoencode(self, wave: Tensor) -> Tensor:
+    def autoencode(self, wave: Tensor, pitch: Tensor | None = None) -> Tensor:
         """(B, n_samples) -> (B, decoded_length): stage 1's output.
 
-        Compare it with `reconstruction_target`.
+        `pitch` (B,) is needed only by a decoder with a harmonic branch. Compare the output
+        with `reconstruction_target`.
         """
-        return self.decoder(self.encode(wave))
+        return self.decoder(self.encode(wave), pitch)
 
     def generate_latent(self, instrument: Tensor, pitch: Tensor, velocity: Tensor) -> Tensor:
         """(B,) ids -> (B, D, n_steps): the LSTM's whole latent sequence."""
@@ -467,7 +486,7 @@ class Sing(nn.Module):
 
         Compare it with `reconstruction_target`.
         """
-        return self.decoder(self.generate_latent(instrument, pitch, velocity))
+        return self.decoder(self.generate_latent(instrument, pitch, velocity), pitch)
 
     def forward(self, instrument: Tensor, pitch: Tensor, velocity: Tensor) -> Tensor:
         """(B,) instrument ids, MIDI pitches, MIDI velocities -> (B, n_samples) waveforms."""

@@ -106,7 +106,7 @@ class SingModule(L.LightningModule):
         """
         wave = batch["audio"]
         if self.stage == "autoencoder":
-            return self.model.autoencode(wave), self.model.reconstruction_target(wave)
+            return self.model.autoencode(wave, batch["pitch"]), self.model.reconstruction_target(wave)
         if self.stage == "sequence":
             return self.model.generate_latent(*self._ids(batch)), self._latent_target(wave)
         return self.model.synthesize_padded(*self._ids(batch)), self.model.reconstruction_target(wave)

@@ -5,9 +5,11 @@ Generator", NeurIPS 2018, and its public training defaults): 4096-channel autoen
 128-dimensional latent sequence, 3 x 1024 LSTM, 4 s notes at 16 kHz, spectral loss with
 n_fft 1024 / hop 256 / eps 1, Adam 3e-4, batch 64, 50 / 50 / 20 epochs for the three stages.
 ``cpu`` keeps the same geometry but is narrow enough to train on 2 CPU cores (sizes chosen
-from measured step times), feeds the pitch as continuous features, starts from a Kaiming
-init with a quiet decoder and trains stage 1 on waveform MSE, stage 3 on the spectral loss,
-at Adam 1e-3 (reasons next to the preset).
+from measured step times), feeds the pitch as continuous features, replaces the decoder's
+output layer by 24 harmonics of the requested pitch (`harmonic_partials`,
+`conv_synthesis`), starts from a Kaiming init and trains every stage at Adam 1e-3 (reasons
+next to the preset). The step times below are for SING's conv output; the harmonic output
+costs about the same (0.36 s -> 0.72 s per stage-3 batch of 16 with both outputs).
 
 Measured step times (2 CPU cores, torch 2.13 CPU; forward + backward + Adam step on one
 batch of 4 s notes, STFT loss; best of 5 after a warm-up; the machine was shared, so
@@ -84,12 +86,30 @@ class SingConfig:
     squared_window : multiply the windowed convs' kernels by hann**2 (True, SING) or hann.
     activation : "relu" (SING) or "elu" (the seed's variant).
     elu_alpha : alpha of the ELU; the seed used 10. Ignored for "relu".
+    harmonic_partials : 0 (SING) or the number of harmonics of a `HarmonicBranch` added to
+        the decoder (`orchestrion.systems.sing.harmonic`, not in SING): per frame, a level,
+        its distribution over the first `harmonic_partials` harmonics of the note's f0 and
+        a phase for each, predicted from the decoder's hidden frames; the sinusoids are
+        summed with the decoder's output. The pitch then sets where the partials lie,
+        instead of the loss having to teach it. It learns under the spectral loss, not
+        under waveform MSE (4 min of stage 1 with the conv path silenced: held-out spectral
+        loss 0.0485 -> 0.0353 under the spectral loss; under MSE it stayed at silence and
+        the branch faded to nothing), and added to a trained model it fades (the trained
+        conv path already sounds the training pitches; 150 batches of stage 3).
+    conv_synthesis : keep SING's synthesis layer (windowed transposed conv) in the decoder
+        (True, SING). False leaves the harmonic branch alone to make the sound (needs
+        `harmonic_partials` > 0): under Adam, a conv path started silent grows noise at the
+        step size whatever its gradient, and a fresh stage 1 under the spectral loss then
+        sat at silence (500 batches), while the branch alone learned.
     conv_init : "default" (PyTorch's, as SING's code) or "kaiming" (Kaiming-normal weights,
         zero biases; `orchestrion.systems.sing.model.init_conv_weights` says why).
     synthesis_init_scale : factor on the decoder's last layer under "kaiming" init (a
         fresh decoder then starts quieter than the notes; helps waveform MSE). The
         log-spectral loss, whose gradient vanishes at silence, trains from SING's
         "default" init instead: under "kaiming" it barely moved in 16 batches of a test.
+        0 starts the conv path silent, so that a harmonic branch learns first (with the
+        conv path's noise at scale 0.001, a fresh stage 1 under the spectral loss sat at
+        silence for 500 batches).
 
     Sequence generator
     ------------------
@@ -160,6 +180,8 @@ class SingConfig:
     elu_alpha: float = 10.0
     conv_init: str = "default"
     synthesis_init_scale: float = 1.0
+    harmonic_partials: int = 0
+    conv_synthesis: bool = True
 
     n_instruments: int = 1006
     n_pitches: int = 128
@@ -203,20 +225,26 @@ class SingConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"SING config: {name} must be a positive integer, got {value!r}")
         non_negative = (
-            "rewrite_layers", "time_dim", "lstm_truncation_steps", "autoencoder_warmup_batches",
+            "rewrite_layers", "harmonic_partials", "time_dim", "lstm_truncation_steps", "autoencoder_warmup_batches",
             "autoencoder_epochs", "sequence_epochs", "finetune_epochs",
         )
         for name in non_negative:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"SING config: {name} must be an integer >= 0, got {value!r}")
-        for name in ("elu_alpha", "loss_eps", "learning_rate", "synthesis_init_scale"):
+        for name in ("elu_alpha", "loss_eps", "learning_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"SING config: {name} must be a positive number, got {value!r}")
-        level = self.level_weight
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not level >= 0:
-            raise ConfigError(f"SING config: level_weight must be a number >= 0, got {level!r}")
+        for name in ("level_weight", "synthesis_init_scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ConfigError(f"SING config: {name} must be a number >= 0, got {value!r}")
+        if not isinstance(self.conv_synthesis, bool):
+            raise ConfigError(f"SING config: conv_synthesis must be true or false, got {self.conv_synthesis!r}")
+        if not self.conv_synthesis and self.harmonic_partials == 0:
+            raise ConfigError("SING config: conv_synthesis = false needs harmonic_partials > 0 "
+                              "(the decoder would have no output layer)")
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("conv_init", self.conv_init, CONV_INITS)
         _check_choice("pitch_encoding", self.pitch_encoding, PITCH_ENCODINGS)
@@ -285,29 +313,35 @@ def _check_fields(values: dict[str, Any]) -> None:
 PRESETS: dict[str, SingConfig] = {
     # SING's sizes and schedule (paper + public code defaults).
     "paper": SingConfig(),
-    # Same architecture and 4 s geometry, narrowed for 2 CPU cores: 3.6M weights. Chosen
-    # by measured step times (module docstring): ~0.3 s per batch of 16 four-second notes
-    # in stages 1 and 3, ~0.1 s in stage 2, so 16 / 16 / 8 epochs of 5,000 notes take
-    # 42-52 minutes on 2 cores (about half as many epochs of 10,000 notes).
-    # The pitch is continuous (sine/cosine features) so that pitches held out of training
-    # for every instrument can still be generated. Stage 1 uses waveform MSE: with the
-    # spectral loss a fresh autoencoder fell silent on our renders and stayed there (35 min,
-    # 3,400 batches, 1,500 of them MSE warm-up: held-out spectral loss 0.0465 against 0.0495
-    # for silence, output 20-100x quieter than the notes, pyin pitch right on 1 of 24).
-    # Kaiming init with a quiet decoder: with PyTorch's default init the autoencoder sat at
-    # silence (relative MSE 1.000 after 460 batches of 64 notes; see init_conv_weights).
+    # SING's encoder, LSTM and 4 s geometry, narrowed for 2 CPU cores, with a harmonic
+    # decoder output (not SING's): the decoder's hidden frames drive 24 harmonics of the
+    # requested pitch (`harmonic_partials`, `conv_synthesis=False`), so the pitch sets
+    # where the partials lie. Same data, stages and budget (22 instruments, +-0.4 semitone
+    # detune, one machine): SING's conv output (60 + 25 + 195 min) named the right pitch
+    # on 46.9 % of 192 validation notes and 15.4 % of those whose pitch no instrument
+    # trained on; the harmonic output after stage 2 alone (25 + 12 min, 48 notes) 72.9 % and
+    # 83.3 %. Widths chosen by measured step times (module docstring).
+    # The pitch enters the LSTM as continuous sine/cosine features, so that pitches held
+    # out of training for every instrument can still be asked for. Stage 1 uses SING's
+    # spectral loss: the harmonic output learns under it (the branch's phases never fit a
+    # waveform under MSE: 4 min, held-out error stayed at silence). SING's conv output
+    # needed waveform MSE in stage 1 instead (`autoencoder_loss="waveform_mse"`, with the
+    # quiet Kaiming init below: under the spectral loss a fresh autoencoder fell silent,
+    # 35 min, held-out spectral loss 0.0465 against 0.0495 for silence). Kaiming init: with
+    # PyTorch's default the autoencoder sat at silence (relative MSE 1.000 after 460
+    # batches of 64 notes; see init_conv_weights).
     # Stage 3 uses SING's spectral loss: MSE cannot carry a phase to a pitch the model never
-    # heard. From the same stages 1-2 (50 + 18 min, one core, ten instruments), 14 minutes of
-    # spectral fine-tuning lifted pyin pitch accuracy on held-out (instrument, pitch) pairs
-    # from 3.3 % to 39.2 % (120 test notes), while 35 minutes of MSE fine-tuning reached
-    # 19.2 % and left the held-out waveform error above that of silence.
+    # heard. (SING's conv output, ten instruments: 14 minutes of spectral fine-tuning lifted
+    # pitch accuracy from 3.3 % to 39.2 %, 35 minutes of MSE fine-tuning reached 19.2 %.)
     "cpu": SingConfig(
         channels=512,
         conv_init="kaiming",
         synthesis_init_scale=0.1,
+        harmonic_partials=24,
+        conv_synthesis=False,
         pitch_encoding="continuous",
         pitch_dim=12,
-        autoencoder_loss="waveform_mse",
+        autoencoder_loss="spectral",
         finetune_loss="spectral",
         learning_rate=1e-3,
         lstm_layers=2,

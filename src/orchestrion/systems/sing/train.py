@@ -52,7 +52,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from torch.utils.data import DataLoader, Subset
 
-from orchestrion.checkpoints import CheckpointError, load_checkpoint, load_state_into, save_checkpoint
+from orchestrion.checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    load_state_into,
+    save_checkpoint,
+)
 from orchestrion.data.records import NoteRecord
 from orchestrion.errors import ConfigError, DatasetError
 from orchestrion.files import atomic_output
@@ -87,6 +93,9 @@ TRAINING_FIELDS = (
 """Config fields that shape training but not the weights: a resumed run may change them
 for stages it has not started (each stage's report keeps the values it trained with).
 Every other field is fixed by ``run.json``."""
+FRESH_PART_FIELDS = {"harmonic_partials": ("decoder.harmonic.",)}
+"""Architecture fields in which a model given to ``init_from`` may differ from the new run's,
+and the weights they size: those start fresh, every other weight is loaded."""
 MID_STAGE_FIELDS = ("learning_rate",)
 """Training settings a stage part-way through may change too: the resumed optimiser keeps
 its moments and takes the new step size (a hand-made learning-rate decay)."""
@@ -178,11 +187,57 @@ class RunPlan:
     source: DataSource
     instrument_filter: list[int | str] | None
     extra: dict[str, Any] = field(default_factory=dict)
+    started_from: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"sing": self.config.to_dict(), "preset": self.preset, "overrides": self.overrides,
                 **self.table.to_dict(), "data": {**self.source.to_dict(),
-                                                 "instrument_filter": self.instrument_filter}}
+                                                 "instrument_filter": self.instrument_filter},
+                "started_from": self.started_from}
+
+
+@dataclass
+class InitialWeights:
+    """A model's weights that a new run starts from (``init_from``) instead of from scratch."""
+
+    checkpoint: Checkpoint
+    skip: tuple[str, ...]
+    description: str
+
+
+def _initial_weights(init_from: str | Path, plan: RunPlan, stages: Sequence[str]) -> InitialWeights:
+    """Load `init_from` and check that it fits the run: same instrument table, same config
+    but for training settings and `FRESH_PART_FIELDS` (whose weights start fresh)."""
+    start = load_checkpoint(init_from, system=SYSTEM)
+    try:
+        before = SingConfig.from_dict(start.config["sing"])
+        table = InstrumentTable.from_dict(start.config)
+    except (KeyError, TypeError, ConfigError) as exc:
+        raise ConfigError(f"--init-from {init_from}: not a note model's config ({exc})") from None
+    differ = [f.name for f in dataclasses.fields(SingConfig)
+              if getattr(before, f.name) != getattr(plan.config, f.name)]
+    other = [name for name in differ
+             if name not in SCHEDULE_FIELDS + TRAINING_FIELDS + tuple(FRESH_PART_FIELDS)]
+    if other:
+        raise ConfigError(f"--init-from {init_from}: its config differs from this run's in "
+                          f"{', '.join(other)}")
+    if table.to_dict() != plan.table.to_dict():
+        raise ConfigError(f"--init-from {init_from}: it was trained on other instruments or "
+                          "pitches than this run's data gives")
+    skip = tuple(prefix for name in differ for prefix in FRESH_PART_FIELDS.get(name, ()))
+    if not any(key.startswith("encoder.") for key in start.state_dict):
+        needing = [s for s in stages if s != "finetune"]
+        if needing:
+            raise ConfigError(f"--init-from {init_from}: it has no encoder weights (a shipped "
+                              f"model leaves them out) and stage {needing[0]} needs them; start "
+                              "from the run's own model folder")
+        skip += ("encoder.",)
+    history = [line[2:] for line in start.card.splitlines()
+               if line.startswith(("- training command:", "- started from:"))]
+    fresh = "".join(f"; {name} = {getattr(plan.config, name)}, its weights fresh"
+                    for name in differ if name in FRESH_PART_FIELDS)
+    description = f"`{start.path}`{fresh}" + (f" ({'; '.join(history)})" if history else "")
+    return InitialWeights(start, skip, description)
 
 
 def _load_run(path: Path) -> dict[str, Any]:
@@ -255,7 +310,8 @@ def _plan_from_run_file(
         raise ConfigError(f"this run trains on instruments {instrument_filter}", run_path)
     table = InstrumentTable.from_dict(stored)
     plan = RunPlan(requested, stored["preset"], {**stored.get("overrides", {}), **overrides},
-                   table, source, instrument_filter, {"changed_training_fields": changed})
+                   table, source, instrument_filter, {"changed_training_fields": changed},
+                   stored.get("started_from", ""))
     return plan, list_notes(source, "train", instrument_filter)
 
 
@@ -386,6 +442,7 @@ def train_note(
     strategy: str = "auto",
     progress: bool = True,
     command: str = "",
+    init_from: str | Path | None = None,
 ) -> NoteTrainReport:
     """Train SING's stages in order, checkpointing as they go, and export the model.
 
@@ -413,6 +470,10 @@ def train_note(
     num_workers, devices, strategy : DataLoader workers and Lightning's devices / strategy.
     progress : Lightning's rich progress bar and stage headers on stderr.
     command : the command line, recorded in the model card.
+    init_from : a note model (folder or shipped name) whose weights the first stage of a new
+        run starts from, instead of from scratch. Its instruments and config must match the
+        run's but for training settings and `FRESH_PART_FIELDS` (e.g. adding a harmonic
+        branch to a trained model); the card records where the run started.
 
     Returns
     -------
@@ -434,6 +495,13 @@ def train_note(
         raise ConfigError(f"--resume: nothing to resume in {out_dir} (no {RUN_FILE})")
     plan, train_records = _plan_run(data_dir, out_dir, preset, overrides, instruments, split_mode)
     config = plan.config
+    initial = None
+    if init_from is not None:
+        if (out_dir / RUN_FILE).is_file() and not plan.started_from:
+            raise ConfigError(f"--init-from: the run in {out_dir} did not start from a model; "
+                              "choose another --out folder")
+        initial = _initial_weights(init_from, plan, stages)
+        plan.started_from = plan.started_from or initial.description
     _check_partial_stages_keep_settings(out_dir, stages, plan.extra.get("changed_training_fields", []))
     if rank_zero_only.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -462,7 +530,7 @@ def train_note(
                 stage, plan, train_set, valid_set, out_dir, seed + index,
                 max_minutes_per_stage, max_epochs_per_stage, max_steps_per_stage,
                 checkpoint_minutes, validate_notes, validate_every, num_workers, devices,
-                strategy, progress, command,
+                strategy, progress, command, initial,
             ))
 
     export_dir = out_dir / EXPORT_DIR
@@ -543,20 +611,29 @@ def _train_stage(
     strategy: str,
     progress: bool,
     command: str = "",
+    initial: InitialWeights | None = None,
 ) -> StageReport:
-    """Fit one stage (resuming its last checkpoint if there is one) and write its final weights."""
+    """Fit one stage (resuming its last checkpoint if there is one) and write its final weights.
+
+    A fresh stage starts from the latest finished earlier stage, else from `initial`, else
+    from scratch.
+    """
     config = plan.config
     L.seed_everything(seed, workers=True, verbose=False)
     module = SingModule(config, stage)
     previous = _latest_finished_before(out_dir, stage)
+    start = "from scratch"
     if previous is not None:
         _load_stage_weights(module, out_dir, previous)
+        start = f"from the {previous} stage"
+    elif initial is not None:
+        load_state_into(module.model, initial.checkpoint, skip=initial.skip)
+        start = f"from {initial.checkpoint.path}"
     stage_dir = _stage_dir(out_dir, stage)
     epochs = getattr(config, STAGE_EPOCH_FIELD[stage])
     if max_epochs is not None:
         epochs = min(epochs, max_epochs)
     if progress:
-        start = f"from the {previous} stage" if previous else "from scratch"
         console.print(f"stage {stage}: up to {epochs} epochs {start}", highlight=False)
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
                               num_workers=num_workers, persistent_workers=num_workers > 0)
@@ -657,6 +734,7 @@ def export_note_model(
         f"{counts['decoder']:,} decoder, {counts['encoder']:,} encoder, unused at inference)",
         f"- output: {config.n_samples:,} samples at {config.sample_rate} Hz",
         f"- training command: `{command}`",
+        *([f"- started from: {plan.started_from}"] if plan.started_from else []),
         data_line,
         f"- trained velocities: {', '.join(map(str, plan.table.train_velocities))}",
         "",

@@ -33,3 +33,16 @@ def test_shipped_note_model_knows_eight_families_and_sounds_its_pitch():
     # both are trained pitches of their instruments: the model says them within a semitone
     for wave, pitch in zip(waves, (67, 62)):
         assert abs(pitch_error_cents(estimate_f0(wave, model.sample_rate, pitch), pitch)) < 100
+
+
+def test_shipped_note_model_sounds_a_pitch_no_instrument_trained_on():
+    """D#4 (63) was held out for every instrument: the harmonic output still sounds it."""
+    from orchestrion.systems.sing.evaluate import estimate_f0, pitch_error_cents
+    from orchestrion.systems.sing.infer import NoteRangeWarning
+
+    model = NoteModel.from_pretrained()
+    assert 63 not in model.table.all_train_pitches()
+    with pytest.warns(NoteRangeWarning, match="partials follow the requested pitch"):
+        waves = generate_notes(model, [("flute", 63, 100), ("cello", 51, 100)])
+    for wave, pitch in zip(waves, (63, 51)):
+        assert abs(pitch_error_cents(estimate_f0(wave, model.sample_rate, pitch), pitch)) < 50

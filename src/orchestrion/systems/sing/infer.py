@@ -188,11 +188,16 @@ class NoteModel:
                 f"range {entry.lowest_pitch}-{entry.highest_pitch}; expect a poor note",
                 NoteRangeWarning, stacklevel=3)
         if untrained_pitches:
-            why = ("the model must interpolate between trained pitches"
-                   if self.config.pitch_encoding == "continuous" else "its pitch embedding is untrained")
+            if self.config.harmonic_partials:
+                why = ("its partials follow the requested pitch; the timbre is interpolated "
+                       "between trained pitches")
+            elif self.config.pitch_encoding == "continuous":
+                why = "the model must interpolate between trained pitches; expect a poor note"
+            else:
+                why = "its pitch embedding is untrained; expect a poor note"
             warnings.warn(
                 f"pitch {', '.join(map(str, sorted(untrained_pitches)))} was never in the training "
-                f"data of any instrument ({why}); expect a poor note",
+                f"data of any instrument ({why})",
                 NoteRangeWarning, stacklevel=3)
         velocities = set(self.table.train_velocities)
         unseen = sorted({n.velocity for n in notes} - velocities) if velocities else []

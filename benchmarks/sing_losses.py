@@ -12,9 +12,9 @@ vibraphone and voice, the seed's keyboard / mallet / vocal families; pitches 48-
 velocity 100), split by (instrument, pitch) with every D#/Eb held out. It is reused from
 ``--data`` when already built.
 
-For each of the 6 variants the ``cpu`` preset with the spectral loss in stages 1 and 3 and
-SING's default init (the preset's own waveform MSE and Kaiming init are replaced, as in the
-seed) plus ``--set`` overrides trains the chosen
+For each of the 6 variants the ``cpu`` preset with SING's conv output, the spectral loss in
+stages 1 and 3 and SING's default init (the preset's harmonic output and Kaiming init are
+replaced, as in the seed) plus ``--set`` overrides trains the chosen
 stages (default: the autoencoder, where the seed compared the losses) for ``--steps``
 batches each, from the same seed. Printed per variant and stage: the held-out loss
 (validation notes) before and after training under the variant's *own* loss, the relative
@@ -132,7 +132,7 @@ def main() -> None:
                 # the seed trained each spectral loss from the first batch (the cpu preset's
                 # waveform MSE and warm-up are off here unless --set asks for them)
                 overrides={"autoencoder_warmup_batches": 0, "autoencoder_loss": "spectral",
-                           "conv_init": "default",
+                           "conv_init": "default", "conv_synthesis": True, "harmonic_partials": 0,
                            "finetune_loss": "spectral", **overrides,
                            "activation": activation, "loss_transform": loss_name},
                 stages=stages, max_steps_per_stage=ARGS.steps,

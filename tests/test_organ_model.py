@@ -31,7 +31,8 @@ from orchestrion.systems.organ import (
     padded_length,
     receptive_field,
 )
-from orchestrion.systems.organ.encoding import pitch_to_hz, rising_edges
+from orchestrion.nn.pitch import pitch_to_hz
+from orchestrion.systems.organ.encoding import rising_edges
 
 A4 = 69
 

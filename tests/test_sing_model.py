@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from orchestrion.errors import ConfigError
 from orchestrion.nn.spectral_losses import LogSpectralLoss
 from orchestrion.systems.sing import PRESETS, STAGES, FrameGeometry, Sing, SingConfig, get_preset
-from orchestrion.systems.sing.harmonic import HarmonicBranch, midi_to_hz
+from orchestrion.nn.pitch import pitch_to_hz
+from orchestrion.systems.sing.harmonic import HarmonicBranch
 from orchestrion.systems.sing.model import spectral_loss_from_config
 
 SAMPLE_RATE = 16_000
@@ -401,7 +402,7 @@ def test_harmonic_branch_sounds_the_requested_pitch(pitch):
     assert wave.shape == (65_024,)  # the decoder's output length for 257 frames
     spectrum = torch.fft.rfft(wave * torch.hann_window(wave.numel()))
     peak_hz = float(spectrum.abs().argmax()) * SAMPLE_RATE / wave.numel()
-    assert abs(peak_hz - float(midi_to_hz(torch.tensor(pitch)))) < SAMPLE_RATE / wave.numel()
+    assert abs(peak_hz - float(pitch_to_hz(torch.tensor(pitch)))) < SAMPLE_RATE / wave.numel()
     level = float(F.softplus(torch.tensor(1.0)))
     assert float(wave.pow(2).mean().sqrt()) * math.sqrt(2) == pytest.approx(level, rel=0.01)
 
@@ -425,7 +426,7 @@ def test_harmonic_branch_leaves_out_partials_above_nyquist():
     branch = _fixed_branch(8, [1.0] + [0.0] * 8)
     with torch.no_grad():
         amplitudes = branch.harmonic_amplitudes(torch.zeros(2, 8, 5), torch.tensor([100.0, 120.0]))
-    f0 = float(midi_to_hz(torch.tensor(100.0)))  # 2637 Hz: harmonics 1 and 2 are below 7600 Hz
+    f0 = float(pitch_to_hz(torch.tensor(100.0)))  # 2637 Hz: harmonics 1 and 2 are below 7600 Hz
     audible = int(0.95 * SAMPLE_RATE / 2 // f0)
     assert torch.all(amplitudes[0, :audible] > 0) and torch.all(amplitudes[0, audible:] == 0)
     assert amplitudes[0].sum(0).tolist() == pytest.approx([float(F.softplus(torch.tensor(1.0)))] * 5)

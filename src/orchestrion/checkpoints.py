@@ -42,6 +42,12 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     card: str
 
+    def history(self) -> list[str]:
+        """How the model was made, from its card: the text of its "- trained:",
+        "- training command:" and "- started from:" lines, in order."""
+        return [line[2:] for line in self.card.splitlines()
+                if line.startswith(("- trained:", "- training command:", "- started from:"))]
+
 
 def save_checkpoint(
     folder: str | Path,

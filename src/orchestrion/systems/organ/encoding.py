@@ -39,17 +39,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orchestrion.errors import ConfigError
+from orchestrion.nn.pitch import pitch_to_hz
 
 EncodingName = Literal["binary", "velocity", "harmonic"]
 ENCODING_NAMES: tuple[str, ...] = ("binary", "velocity", "harmonic")
 N_PITCHES = 128
 """MIDI pitches 0..127: the pitch axis of every roll."""
-A4_HZ = 440.0
-
-
-def pitch_to_hz(pitch: Tensor | float) -> Tensor:
-    """Equal-tempered frequency in Hz of MIDI pitch(es), A4 (69) = 440 Hz."""
-    return A4_HZ * 2.0 ** ((torch.as_tensor(pitch, dtype=torch.float64) - 69.0) / 12.0)
 
 
 def harmonic_templates(
@@ -337,6 +332,5 @@ __all__ = [
     "VelocityRollEncoding",
     "build_encoding",
     "harmonic_templates",
-    "pitch_to_hz",
     "rising_edges",
 ]

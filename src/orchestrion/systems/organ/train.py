@@ -114,8 +114,7 @@ def train_render(
             warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
                           "the classifier starts fresh", stacklevel=2)
         load_state_into(module.model, start, skip=CLASSIFIER_WEIGHTS if fresh_classifier else ())
-        history = [line[2:] for line in start.card.splitlines()
-                   if line.startswith(("- trained:", "- training command:", "- started from:"))]
+        history = start.history()
         started_from = f"`{start.path}` ({'; '.join(history)})" if history else f"`{start.path}`"
     else:
         started_from = ""

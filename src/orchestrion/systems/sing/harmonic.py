@@ -24,17 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from orchestrion.nn.pitch import pitch_to_hz
+
 NYQUIST_MARGIN = 0.95
 """Harmonics at or above this fraction of the Nyquist frequency are silenced (no aliasing)."""
 
 INITIAL_LEVEL = 1e-3
 """Starting level of a fresh branch's partials (sample units): quiet, but not so quiet that
 the log-spectral loss has no gradient."""
-
-
-def midi_to_hz(pitch: Tensor) -> Tensor:
-    """MIDI pitch (whole or fractional) -> frequency in Hz, A4 = 69 = 440 Hz."""
-    return 440.0 * torch.pow(2.0, (pitch.float() - 69.0) / 12.0)
 
 
 class HarmonicBranch(nn.Module):
@@ -65,23 +62,26 @@ class HarmonicBranch(nn.Module):
             self.controls.bias[1 + partials : 1 + 2 * partials] = 1.0
         position = torch.arange(stride, dtype=torch.float32) / stride
         self.register_buffer("ramp", torch.stack([1 - position, position]), persistent=False)
+        self.register_buffer("harmonics", torch.arange(1, partials + 1, dtype=torch.float32),
+                             persistent=False)
 
     def harmonic_amplitudes(self, hidden: Tensor, pitch: Tensor) -> Tensor:
         """(B, partials, L) per-frame amplitude of each harmonic (zero above the Nyquist margin)."""
-        controls = self.controls(hidden)
+        return self._amplitudes(self.controls(hidden), pitch)
+
+    def _amplitudes(self, controls: Tensor, pitch: Tensor) -> Tensor:
         level = F.softplus(controls[:, :1])
-        harmonics = torch.arange(1, self.partials + 1, device=hidden.device, dtype=torch.float32)
-        frequencies = midi_to_hz(pitch).to(hidden.device).unsqueeze(-1) * harmonics
-        audible = (frequencies < NYQUIST_MARGIN * self.sample_rate / 2).unsqueeze(-1)
+        f0 = pitch_to_hz(pitch).to(controls.device, torch.float32)
+        audible = (f0.unsqueeze(-1) * self.harmonics < NYQUIST_MARGIN * self.sample_rate / 2).unsqueeze(-1)
         logits = controls[:, 1 : 1 + self.partials].masked_fill(~audible, -1e4)
         return level * torch.softmax(logits, dim=1) * audible
 
     def quadrature_amplitudes(self, hidden: Tensor, pitch: Tensor) -> Tensor:
         """(B, 2, partials, L): each harmonic's amplitude times (cos, sin) of its phase."""
-        batch, _, frames = hidden.shape
-        rotation = self.controls(hidden)[:, 1 + self.partials :].view(batch, 2, self.partials, frames)
+        controls = self.controls(hidden)
+        rotation = controls[:, 1 + self.partials :].unflatten(1, (2, self.partials))
         rotation = rotation * torch.rsqrt(rotation.square().sum(1, keepdim=True) + 1e-8)
-        return self.harmonic_amplitudes(hidden, pitch).unsqueeze(1) * rotation
+        return self._amplitudes(controls, pitch).unsqueeze(1) * rotation
 
     def forward(self, hidden: Tensor, pitch: Tensor) -> Tensor:
         batch, _, frames = hidden.shape
@@ -103,9 +103,8 @@ class HarmonicBranch(nn.Module):
         With amplitude a and phase phi, a cos(phi) sin(x) + a sin(phi) cos(x) = a sin(x + phi).
         """
         samples = torch.arange(hops * self.stride, device=pitch.device, dtype=torch.float64)
-        f0 = midi_to_hz(pitch).to(torch.float64)
+        f0 = pitch_to_hz(pitch).to(pitch.device)
         cycles = torch.remainder(f0.unsqueeze(-1) * samples / self.sample_rate, 1.0).float()
-        harmonics = torch.arange(1, self.partials + 1, device=pitch.device, dtype=torch.float32)
         angle = 2 * math.pi * torch.remainder(cycles.view(-1, hops, 1, self.stride)
-                                              * harmonics.view(1, 1, -1, 1), 1.0)
+                                              * self.harmonics.view(1, 1, -1, 1), 1.0)
         return torch.cat([torch.sin(angle), torch.cos(angle)], dim=2)

@@ -72,7 +72,7 @@ from orchestrion.systems.sing.data import (
     resolve_instrument_filter,
     spread_subset,
 )
-from orchestrion.systems.sing.model import STAGES, Sing
+from orchestrion.systems.sing.model import GENERATION_UNUSED, STAGES, Sing
 from orchestrion.systems.sing.module import SingModule
 from orchestrion.systems.sing.presets import SingConfig, get_preset
 from orchestrion.timed_checkpoint import TimedCheckpoint
@@ -205,6 +205,12 @@ class InitialWeights:
     description: str
 
 
+def _differing_fields(one: SingConfig, other: SingConfig) -> list[str]:
+    """Names of the config fields whose values differ between `one` and `other`."""
+    return [f.name for f in dataclasses.fields(SingConfig)
+            if getattr(one, f.name) != getattr(other, f.name)]
+
+
 def _initial_weights(init_from: str | Path, plan: RunPlan, stages: Sequence[str]) -> InitialWeights:
     """Load `init_from` and check that it fits the run: same instrument table, same config
     but for training settings and `FRESH_PART_FIELDS` (whose weights start fresh)."""
@@ -214,8 +220,7 @@ def _initial_weights(init_from: str | Path, plan: RunPlan, stages: Sequence[str]
         table = InstrumentTable.from_dict(start.config)
     except (KeyError, TypeError, ConfigError) as exc:
         raise ConfigError(f"--init-from {init_from}: not a note model's config ({exc})") from None
-    differ = [f.name for f in dataclasses.fields(SingConfig)
-              if getattr(before, f.name) != getattr(plan.config, f.name)]
+    differ = _differing_fields(before, plan.config)
     other = [name for name in differ
              if name not in SCHEDULE_FIELDS + TRAINING_FIELDS + tuple(FRESH_PART_FIELDS)]
     if other:
@@ -225,15 +230,14 @@ def _initial_weights(init_from: str | Path, plan: RunPlan, stages: Sequence[str]
         raise ConfigError(f"--init-from {init_from}: it was trained on other instruments or "
                           "pitches than this run's data gives")
     skip = tuple(prefix for name in differ for prefix in FRESH_PART_FIELDS.get(name, ()))
-    if not any(key.startswith("encoder.") for key in start.state_dict):
+    if not any(key.startswith(GENERATION_UNUSED) for key in start.state_dict):
         needing = [s for s in stages if s != "finetune"]
         if needing:
             raise ConfigError(f"--init-from {init_from}: it has no encoder weights (a shipped "
                               f"model leaves them out) and stage {needing[0]} needs them; start "
                               "from the run's own model folder")
-        skip += ("encoder.",)
-    history = [line[2:] for line in start.card.splitlines()
-               if line.startswith(("- training command:", "- started from:"))]
+        skip += GENERATION_UNUSED
+    history = start.history()
     fresh = "".join(f"; {name} = {getattr(plan.config, name)}, its weights fresh"
                     for name in differ if name in FRESH_PART_FIELDS)
     description = f"`{start.path}`{fresh}" + (f" ({'; '.join(history)})" if history else "")
@@ -292,9 +296,7 @@ def _plan_from_run_file(
     if preset is not None and preset != stored["preset"]:
         raise ConfigError(f"this run uses preset {stored['preset']!r}, not {preset!r}", run_path)
     requested = SingConfig.from_dict({**config.to_dict(), **overrides})
-    changed = [f.name for f in dataclasses.fields(SingConfig)
-               if f.name not in SCHEDULE_FIELDS
-               and getattr(requested, f.name) != getattr(config, f.name)]
+    changed = [name for name in _differing_fields(requested, config) if name not in SCHEDULE_FIELDS]
     fixed = [name for name in changed if name not in TRAINING_FIELDS]
     if fixed:
         raise ConfigError(

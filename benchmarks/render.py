@@ -9,7 +9,7 @@ wanted length, then cut there.
 
 * **Speed**: a 60 s 4-part score (flute, clarinet, horn, bassoon) at 16 kHz, rendered by
   :func:`orchestrion.systems.organ.infer.render_score` with its defaults (windows of the
-  training chunk, Griffin-Lim 32 iterations, noise subtraction), in both modes (each part
+  training chunk, Griffin-Lim 32 iterations), in both modes (each part
   alone, the default, and the whole mix at once, ``--mix``), and by FluidSynth
   (FluidR3_GM, reverb and chorus off) in the same run, interleaved, best of
   ``--repeats``. Reported as seconds of audio per wall second; the share of the

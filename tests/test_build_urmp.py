@@ -246,6 +246,35 @@ def test_explicit_ensembles_in_turn_and_too_many_parts_skipped(tmp_path: Path) -
     assert [t.program for t in trio.instruments] == [73, 71, 60]
 
 
+def test_parts_move_into_the_keys_the_soundfont_sounds(tmp_path: Path) -> None:
+    # a bass line inside the double bass's real range (E1..G4), but above A3 (57), where
+    # FluidR3's contrabass has no samples: it must be moved down, and every note must sound
+    line = [60, 62, 64, 65, 67]
+    write_score(tmp_path / "scores" / "a_bass.mid", [line], note_s=0.5)
+    build_urmp(tmp_path / "out", scores=str(tmp_path / "scores"), ensembles=["db"],
+               sample_rate=RATE, progress=False)
+    folder = piece_folders(tmp_path / "out")[0]
+    notes = read_notes(next(folder.glob("Notes_1_db_*.txt")))
+    pitches = [midi_pitch(f) for f in notes[:, 1]]
+    assert pitches == [p - 12 for p in line]  # one octave down, the shape kept
+    audio, rate = sf.read(next(folder.glob("AuSep_1_db_*.wav")), dtype="float32")
+    for onset, _, duration in notes:
+        inside = audio[int(onset * rate) + 800:int((onset + duration) * rate)]
+        assert np.abs(inside).max() > 0.01, (onset, pitches)
+
+
+def test_sounding_range_is_the_longest_run_of_sounding_keys(renderer_16k) -> None:
+    lowest, highest = renderer_16k.sounding_range(43, 28, 67)  # contrabass, its real range
+    assert lowest == 28 and 50 <= highest < 67
+    sounding = renderer_16k.sounding_pitches(43)
+    assert set(range(lowest, highest + 1)) <= sounding and highest + 1 not in sounding
+    silent = renderer_16k.render_note(43, highest + 1, 100, 0.25, 0.0)
+    assert np.abs(silent).max() < 1e-4  # the probe agrees with a plain render
+    assert renderer_16k.sounding_range(73, 60, 98) == (60, 98)  # flute: every key sampled
+    with pytest.raises(ConfigError, match="sounds no pitch from 120 to 127"):
+        renderer_16k.sounding_range(43, 120, 127)
+
+
 def test_ensemble_words_are_checked() -> None:
     assert [s.urmp_code for s in resolve_ensemble("fl, clarinet ,Horn,bn")] == ["fl", "cl", "hn", "bn"]
     with pytest.raises(ConfigError, match="not a URMP instrument"):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from orchestrion.errors import ConfigError
+from orchestrion.metrics.audio import MR_STFT_LOG_EPS
 from orchestrion.nn.adversarial import (
     AdversarialLoss,
     WeightedMultiHotBCE,
@@ -277,7 +279,8 @@ def test_combined_loss_reaches_the_generators_first_layer() -> None:
 def _loss_with_only(**weights: float) -> OrganLoss:
     """orGAN's loss with every generator term off but `weights` (no classifier)."""
     off = dict(msssim_weight=0.0, l1_weight=0.0, adversarial_weight=0.0,
-               spectral_convergence_weight=0.0, log_db_weight=0.0, instrument_classifier=False)
+               spectral_convergence_weight=0.0, log_db_weight=0.0, log_magnitude_weight=0.0,
+               instrument_classifier=False)
     return OrganLoss(get_preset("cpu", **{**off, **weights}))
 
 
@@ -483,3 +486,42 @@ def test_log_db_term_weighs_quiet_bins_by_their_log_error() -> None:
     loud_terms = loss.generator_loss(loud_fake, loud_real, None)
     assert float(quiet_terms["log_db"]) == pytest.approx(float(loud_terms["log_db"]), rel=0.05)
     assert float(quiet_terms["l1"]) < 0.01 * float(loud_terms["l1"])
+
+
+def test_log_magnitude_term_is_the_protocols_log_term_down_to_its_floor() -> None:
+    loss = _loss_with_only(log_magnitude_weight=2.0)
+    gain = loss.config.input_gain
+    real, fake = _spectrogram_and_noisy_copy(6.0)
+    real = real.clone()
+    real[..., :3] = 0.0  # exact silence: ln(1e-5)
+    assert float(loss.generator_loss(real, real, None)["log_mag"]) < 1e-6
+    terms = loss.generator_loss(fake, real, None)
+
+    def log_mag(s: torch.Tensor) -> torch.Tensor:  # by hand: the audio's own magnitude
+        return torch.log(torch.sqrt(torch.expm1(s)) / gain + MR_STFT_LOG_EPS)
+
+    expected = (log_mag(fake.detach()) - log_mag(real)).abs().mean()
+    assert float(terms["log_mag"]) == pytest.approx(float(expected), rel=1e-3)
+    torch.testing.assert_close(terms["total"], 2.0 * terms["log_mag"])
+    terms["total"].backward()
+    assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+
+    # audio magnitudes 1e-4 against 1e-3: ~2.2 nepers here, while the dB map of MS-SSIM and
+    # log_db (floored at db_floor) sees both bins as silent
+    def spectrogram(audio_magnitude: float) -> torch.Tensor:
+        return torch.full((1, 1, 8, 8), float(torch.log1p(torch.tensor((gain * audio_magnitude) ** 2))))
+
+    quiet = _loss_with_only(log_magnitude_weight=1.0, log_db_weight=1.0)
+    terms = quiet.generator_loss(spectrogram(1e-3), spectrogram(1e-4), None)
+    assert float(terms["log_mag"]) == pytest.approx(float(np.log((1e-3 + 1e-5) / (1e-4 + 1e-5))), rel=1e-3)
+    assert float(terms["log_db"]) < 0.02 * float(terms["log_mag"])
+
+
+def test_log_magnitude_gradient_through_softplus_stays_bounded_at_silence() -> None:
+    loss = _loss_with_only(log_magnitude_weight=1.0)
+    logits = torch.tensor([-60.0, -30.0, -10.0, 0.0, 5.0]).view(1, 1, 5, 1).requires_grad_()
+    fake = torch.nn.functional.softplus(logits)
+    real = torch.zeros_like(fake)
+    loss.generator_loss(fake, real, None)["total"].backward()
+    assert torch.isfinite(logits.grad).all()
+    assert float(logits.grad.abs().max()) <= 0.5 / 5 + 1e-6  # d ln|x| / d logit <= 1/2, over 5 bins

@@ -25,7 +25,7 @@ from orchestrion.audio.io import save_audio
 from orchestrion.data.build import BuildItem, BuildReport, ItemResult, Shard, load_records, run_build, write_json
 from orchestrion.data.gm_nsynth import nsynth_family, nsynth_instrument_str, nsynth_source
 from orchestrion.data.instrument_choice import InstrumentChoice, resolve_instruments
-from orchestrion.data.render import FluidSynthRenderer, RendererFactory
+from orchestrion.data.render import SILENT_PEAK, FluidSynthRenderer, RendererFactory
 from orchestrion.errors import ConfigError
 
 NSYNTH_SAMPLE_RATE = 16000
@@ -33,9 +33,6 @@ HELD_S = 3.0
 RELEASE_S = 1.0
 DEFAULT_VELOCITIES = (25, 50, 75, 100, 127)
 DEFAULT_HELDOUT_PITCH_CLASS = 3  # every D#/Eb is held out of training
-SILENT_PEAK = 1e-4
-"""A rendered note whose peak stays below this is not written: the SoundFont has no sample
-for it (FluidR3 plays nothing for violin above 101 or alto sax above 84, for instance)."""
 SKIPPED_SPLIT = "skipped"
 """`ItemResult.split` of a note that was not written; counted under this name in the manifest."""
 DEFAULT_NOTE_GAIN = 1.0

@@ -32,7 +32,10 @@ instrument vocabulary
 (`orchestrion.symbolic.instruments`) and is moved by whole octaves into its playable
 range: of the shifts that leave the fewest notes outside the range, the smallest one
 (then the one that centres the part best); notes still outside are folded by octaves
-into the range. Controllers and pitch bends are dropped, so the Notes and F0s files
+into the range. The playable range is the instrument's, narrowed to the longest run of
+keys the SoundFont has samples for (`sounding_slot`): FluidR3's contrabass is silent
+above A3, so a part written for a real double bass up to G4 would otherwise be rendered
+partly as silence. Controllers and pitch bends are dropped, so the Notes and F0s files
 describe the audio exactly.
 
 * ``ensembles=None`` (balanced draw): a "deck" is dealt, made of one seeded shuffle of
@@ -65,7 +68,7 @@ import random
 import warnings
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +142,12 @@ def urmp_slots(vocabulary: InstrumentVocabulary | None = None) -> tuple[Slot, ..
     """The vocabulary's URMP instruments (those with a URMP code), in slot order."""
     vocabulary = vocabulary or InstrumentVocabulary.default()
     return tuple(slot for slot in vocabulary if slot.urmp_code)
+
+
+def sounding_slot(renderer: FluidSynthRenderer, slot: Slot) -> Slot:
+    """`slot` with its range narrowed to the keys the renderer's SoundFont sounds for its program."""
+    lowest, highest = renderer.sounding_range(slot.program, slot.lowest_pitch, slot.highest_pitch)
+    return replace(slot, lowest_pitch=lowest, highest_pitch=highest)
 
 
 def resolve_ensemble(text: str, vocabulary: InstrumentVocabulary | None = None) -> tuple[Slot, ...]:
@@ -515,11 +524,11 @@ def render_piece(renderer: FluidSynthRenderer, out_dir: Path, item: BuildItem) -
     vocabulary = InstrumentVocabulary.default()
     try:
         if params["ensemble"] is None:
-            assignments = draw_balanced_ensemble(
-                pitches, params["index"], params["seed"], urmp_slots(vocabulary)
-            )
+            slots = tuple(sounding_slot(renderer, slot) for slot in urmp_slots(vocabulary))
+            assignments = draw_balanced_ensemble(pitches, params["index"], params["seed"], slots)
         else:
-            ensemble = tuple(vocabulary.by_name(code) for code in params["ensemble"])
+            ensemble = tuple(sounding_slot(renderer, vocabulary.by_name(code))
+                             for code in params["ensemble"])
             assignments = assign_ensemble(pitches, ensemble)
     except PartCountError as exc:
         return _skipped(item, "part_count", f"{ref.path}: {exc}")

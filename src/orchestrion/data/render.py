@@ -33,6 +33,12 @@ DRUM_CHANNEL = 9
 MELODIC_CHANNELS = tuple(c for c in range(16) if c != DRUM_CHANNEL)
 BLOCK_SAMPLES = 4096
 SYNTH_BLOCK = 64  # FluidSynth's internal block: events take effect on block boundaries
+SILENT_PEAK = 1e-4
+"""A rendered note whose peak stays below this is silence: the SoundFont has no sample for
+it (FluidR3 plays nothing for violin above 101, alto sax above 84 or contrabass above 57)."""
+PROBE_VELOCITY = 100
+PROBE_HELD_S = 0.25
+"""Velocity and held time of the notes that probe which pitches a SoundFont sounds."""
 
 
 class SoundFontNotFoundError(OrchestrionError):
@@ -131,6 +137,7 @@ class FluidSynthRenderer:
         if sfid < 0:
             raise OrchestrionError("FluidSynth cannot load this SoundFont", self.soundfont)
         self._sfont = self._lib.fluid_synth_get_sfont_by_id(self._holder.synth, sfid)
+        self._sounding: dict[int, frozenset[int]] = {}
         self._synth = None
         self._sfid = -1
 
@@ -213,6 +220,46 @@ class FluidSynthRenderer:
         total = int(round((held_s + release_s) * self.sample_rate))
         audio = self._render_instruments([inst], held_s, release_s, exact_samples=total)
         return audio.mean(axis=0)
+
+    def sounding_pitches(self, program: int) -> frozenset[int]:
+        """The MIDI pitches this SoundFont sounds for melodic `program` (probed once, cached).
+
+        A SoundFont's preset covers only the keys it has samples for; other keys render as
+        silence (below `SILENT_PEAK`), whatever the instrument's real range.
+        """
+        program = int(program)
+        if program not in self._sounding:
+            self._sounding[program] = frozenset(
+                pitch for pitch in range(128)
+                if float(np.abs(self.render_note(program, pitch, PROBE_VELOCITY, PROBE_HELD_S, 0.0)).max(
+                    initial=0.0)) >= SILENT_PEAK
+            )
+        return self._sounding[program]
+
+    def sounding_range(self, program: int, lowest: int, highest: int) -> tuple[int, int]:
+        """The longest run of consecutive pitches in ``[lowest, highest]`` that `program` sounds.
+
+        Raises
+        ------
+        ConfigError
+            If the SoundFont sounds none of them.
+        """
+        sounding = self.sounding_pitches(program)
+        best: tuple[int, int] | None = None
+        start = None
+        for pitch in range(int(lowest), int(highest) + 2):
+            if pitch <= highest and pitch in sounding:
+                start = pitch if start is None else start
+            elif start is not None:
+                if best is None or pitch - 1 - start > best[1] - best[0]:
+                    best = (start, pitch - 1)
+                start = None
+        if best is None:
+            raise ConfigError(
+                f"the SoundFont {self.soundfont.name} sounds no pitch from {lowest} to {highest} "
+                f"for GM program {program}"
+            )
+        return best
 
     # ------------------------------------------------------------------ internals
     def _open(self) -> None:

@@ -314,6 +314,7 @@ def evaluate_render(
     seed: int = 0,
     n_iter: int = 32,
     per_track: bool = True,
+    noise_subtraction: bool = False,
     progress: bool = False,
 ) -> RenderEvaluation:
     """Evaluate a render model on the held-out pieces of a URMP-format folder (see module notes).
@@ -337,6 +338,8 @@ def evaluate_render(
         Griffin-Lim iterations of the whole-piece renders.
     per_track : bool
         Render each part alone and combine (the render default); False renders the mix.
+    noise_subtraction : bool
+        Subtract the generator's empty-roll magnitude, as `render --noise-subtraction`.
     progress : bool
         Progress bars on stderr.
 
@@ -364,7 +367,7 @@ def evaluate_render(
         reference, reference_rate = dataset.load_mix(record)
         result = render_score(
             record.score_path, model, seed=seed, n_iter=n_iter, per_track=per_track,
-            progress=progress,
+            noise_subtraction=noise_subtraction, progress=progress,
         )
         comparison = compare_audio(reference, result.audio, reference_rate, result.sample_rate)
         pieces.append(PieceScore(record.piece_id, comparison, result.warnings))

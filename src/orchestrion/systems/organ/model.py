@@ -74,6 +74,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orchestrion.audio.phase import spectral_convergence
+from orchestrion.metrics.audio import MR_STFT_LOG_EPS
 from orchestrion.errors import ConfigError
 from orchestrion.nn.adversarial import AdversarialLoss, WeightedMultiHotBCE
 from orchestrion.nn.blocks import NoiseDropout, SameConv2d, set_inference_dropout
@@ -87,6 +88,9 @@ from orchestrion.systems.organ.presets import (
     OrganConfig,
 )
 
+SILENT_POWER = 1e-14
+"""Power added under the square root of :meth:`OrganLoss.log_magnitude` (a gained magnitude of 1e-7,
+far below the 1e-5 floor), so its gradient stays finite at exact silence."""
 NEGATIVE_SLOPE = 0.2
 """LeakyReLU slope of the encoder, the discriminator and the seed's output activation."""
 
@@ -516,7 +520,7 @@ class OrganLoss(nn.Module):
     """orGAN's composite objectives (seed §4.7), weights from :class:`OrganConfig`.
 
     ``L_G = adv * L_adv_G + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w(fake)
-    + sc * SC(|X|) + log_db * L1(dB)``
+    + sc * SC(|X|) + log_db * L1(dB) + log_mag * L1(ln(|x| + 1e-5))``
 
     ``L_D = factor * (L_adv(real) + L_adv(fake)) + inst * BCE_w(real)``
 
@@ -557,6 +561,15 @@ class OrganLoss(nn.Module):
         floored power (`power`, when given, is `floored_power(spectrogram)`)."""
         return torch.sqrt(self.floored_power(spectrogram) if power is None else power)
 
+    def log_magnitude(self, spectrogram: Tensor) -> Tensor:
+        """Log-power S -> ``ln(|x| + 1e-5)``, |x| the STFT magnitude of the audio itself.
+
+        The input gain is divided out, so the floor is the audio protocol's MR-STFT
+        epsilon; a tiny power floor (far below it) keeps the square root's slope finite.
+        """
+        power = torch.expm1(spectrogram).clamp_min(0.0) + SILENT_POWER
+        return torch.log(torch.sqrt(power) / self.config.input_gain + MR_STFT_LOG_EPS)
+
     def generator_loss(
         self,
         fake: Tensor,
@@ -581,7 +594,7 @@ class OrganLoss(nn.Module):
         Returns
         -------
         dict with "total" and each computed term ("adversarial", "l1", "msssim", "sc",
-        "log_db", "instrument").
+        "log_db", "log_mag", "instrument").
         """
         config = self.config
         terms: dict[str, Tensor] = {}
@@ -603,6 +616,9 @@ class OrganLoss(nn.Module):
         if config.log_db_weight > 0:
             terms["log_db"] = F.l1_loss(db_fake, db_real)
             total = total + config.log_db_weight * terms["log_db"]
+        if config.log_magnitude_weight > 0:
+            terms["log_mag"] = F.l1_loss(self.log_magnitude(fake), self.log_magnitude(real))
+            total = total + config.log_magnitude_weight * terms["log_mag"]
         if config.spectral_convergence_weight > 0:
             terms["sc"] = spectral_convergence(self.magnitude(real, power_real),
                                                self.magnitude(fake, power_fake)).mean()

@@ -43,13 +43,15 @@ CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
 (``init_from``) under other values of these, with a freshly initialised classifier."""
 TRAINING_FIELDS = (
     "gan_loss", "adversarial_weight", "l1_weight", "msssim_weight", "instrument_weight",
-    "spectral_convergence_weight", "log_db_weight", "discriminator_adversarial_factor", "db_floor",
+    "spectral_convergence_weight", "log_db_weight", "log_magnitude_weight",
+    "discriminator_adversarial_factor", "db_floor",
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
-    "regime", "transfer_switch_fraction",
+    "regime", "transfer_switch_fraction", "dropout",
 )
-"""Fields of the losses, the optimiser and the chunks drawn, not of the weights: a model may
-be continued (``init_from``) under other values of these, with all its weights (e.g. on
-single-instrument chunks only, ``regime=single``, for the per-track renders)."""
+"""Fields of the losses, the optimiser, the chunks drawn and the generator's dropout rate, not
+of the weights: a model may be continued (``init_from``) under other values of these, with all
+its weights (e.g. on single-instrument chunks only, ``regime=single``, for the per-track
+renders, or with ``dropout=0`` for a generator without its dropout noise)."""
 
 
 def _next_power_of_two(n: int) -> int:
@@ -158,7 +160,7 @@ class OrganConfig:
     gan_loss : {"bce", "lsgan"}
     adversarial_weight, l1_weight, msssim_weight, instrument_weight : float
         ``L_G = adv * L_adv + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w
-        + sc * SC + log_db * L1(dB)``.
+        + sc * SC + log_db * L1(dB) + log_mag * L1(ln(|X| + 1e-5))``.
     spectral_convergence_weight : float
         Weight ``sc`` of the spectral convergence ``||M_fake - M_real||_F / ||M_real||_F``
         of the linear magnitudes (per chunk), the term of the audio protocol's MR-STFT
@@ -168,6 +170,12 @@ class OrganConfig:
         [db_floor, db_ceiling] map): unlike the L1 on ``ln(1 + |X|^2)``, which is nearly
         linear in power and ignores quiet bins, it weighs every bin by its log error, like
         the log term of the audio protocol's MR-STFT and the LSD; 0 leaves it out.
+    log_magnitude_weight : float
+        Weight of ``mean |ln(|X_fake| + 1e-5) - ln(|X_real| + 1e-5)|`` on the magnitudes of
+        the audio itself (the input gain divided out): the audio protocol's MR-STFT log
+        term at the model's STFT size. Unlike `log_db_weight`, whose map stops at
+        `db_floor`, it reaches down to the protocol's 1e-5, where most bins of a dry render
+        lie; 0 leaves it out.
     discriminator_adversarial_factor : float
         ``L_D = factor * L_adv_D + inst * BCE_w(real)``; seed 0.5.
     db_floor, db_ceiling : float
@@ -226,6 +234,7 @@ class OrganConfig:
     instrument_weight: float = 0.5
     spectral_convergence_weight: float = 0.0
     log_db_weight: float = 0.0
+    log_magnitude_weight: float = 0.0
     discriminator_adversarial_factor: float = 0.5
     db_floor: float = -40.0
     db_ceiling: float = 50.0
@@ -280,7 +289,7 @@ class OrganConfig:
             number(name, positive=True)
         for name in ("harmonic_decay", "adversarial_weight", "l1_weight", "msssim_weight",
                      "instrument_weight", "discriminator_adversarial_factor",
-                     "spectral_convergence_weight", "log_db_weight"):
+                     "spectral_convergence_weight", "log_db_weight", "log_magnitude_weight"):
             number(name, positive=False)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")

@@ -80,6 +80,7 @@ from orchestrion.nn.adversarial import AdversarialLoss, WeightedMultiHotBCE
 from orchestrion.nn.blocks import NoiseDropout, SameConv2d, set_inference_dropout
 from orchestrion.nn.msssim import MSSSIMLoss
 from orchestrion.systems.organ.encoding import RollEncoding, build_encoding
+from orchestrion.systems.organ.harmonic_output import HarmonicOutput
 from orchestrion.systems.organ.presets import (
     CLASSIFIER_INPUTS,
     CLASSIFIER_POOLINGS,
@@ -199,11 +200,13 @@ class Generator(nn.Module):
     dropout_layers : int
         Decoder layers with dropout, counted from the bottleneck.
     output_activation : {"softplus", "leaky_relu", "relu", "identity"}
+    extra_outputs : int
+        Raw output channels after the spectrogram (the harmonic output's per-slot log-gains).
 
     Shapes
     ------
-    forward(image): (B, C, F, T) -> (B, 1, F, T); F is the spectrogram's bin count,
-    whose last (Nyquist) input row is not read.
+    forward(image): (B, C, F, T) -> (B, 1 + extra_outputs, F, T); F is the spectrogram's
+    bin count, whose last (Nyquist) input row is not read; channel 0 is the log-power.
     """
 
     def __init__(
@@ -216,6 +219,7 @@ class Generator(nn.Module):
         dropout: float = 0.5,
         dropout_layers: int = 3,
         output_activation: str = "leaky_relu",
+        extra_outputs: int = 0,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -242,7 +246,10 @@ class Generator(nn.Module):
                 incoming = self.decoder_widths[j - 1] + self.encoder_widths[depth - 1 - j]
             decoder.append(_Up(incoming, width, dropout if j < dropout_layers else 0.0))
         self.decoder = nn.ModuleList(decoder)
-        self.head = nn.ConvTranspose2d(self.decoder_widths[-1], 1, kernel_size=2, stride=1)
+        self.extra_outputs = int(extra_outputs)
+        self.head = nn.ConvTranspose2d(
+            self.decoder_widths[-1], 1 + self.extra_outputs, kernel_size=2, stride=1
+        )
         self.output_activation = _output_activation(output_activation)
 
     def grid_size(self, n_bins: int, n_frames: int) -> tuple[int, int]:
@@ -250,7 +257,7 @@ class Generator(nn.Module):
         return padded_length(max(n_bins - 1, 1), self.depth), padded_length(n_frames, self.depth)
 
     def forward(self, image: Tensor) -> Tensor:
-        """Encoded roll (B, C, F, T) -> log-power spectrogram (B, 1, F, T)."""
+        """Encoded roll (B, C, F, T) -> log-power spectrogram (B, 1, F, T) [+ extra outputs]."""
         if image.dim() != 4:
             raise ConfigError(
                 "the generator takes an encoded roll (batch, channels, bins, frames), "
@@ -274,8 +281,11 @@ class Generator(nn.Module):
                 x = torch.cat([x[..., : skip.shape[-2], : skip.shape[-1]], skip], dim=1)
             else:
                 x = x[..., :grid_rows, :grid_frames]
-        x = self.output_activation(self.head(x))
-        return x[..., :n_bins, :n_frames]
+        x = self.head(x)[..., :n_bins, :n_frames]
+        spectrogram = self.output_activation(x[:, :1])
+        if not self.extra_outputs:
+            return spectrogram
+        return torch.cat([spectrogram, x[:, 1:]], dim=1)
 
 
 class DiscriminatorOutput(NamedTuple):
@@ -456,7 +466,11 @@ class OrganModel(nn.Module):
             dropout=config.dropout,
             dropout_layers=config.dropout_layers,
             output_activation=config.output_activation,
+            extra_outputs=config.n_slots if config.output_prior == "harmonic" else 0,
         )
+        self.harmonic_output: HarmonicOutput | None = None
+        if config.output_prior == "harmonic":
+            self.harmonic_output = HarmonicOutput(config.sample_rate, config.n_fft)
         self.discriminator: Discriminator | None = None
         if config.uses_discriminator:
             self.discriminator = Discriminator(
@@ -480,9 +494,19 @@ class OrganModel(nn.Module):
         """Encode a roll (B, S, 128, T) [+ onsets] -> (B, C, n_bins, T)."""
         return self.encoding(roll, onsets)
 
+    def generate(self, condition: Tensor, roll: Tensor) -> Tensor:
+        """The generator on an encoded roll, with the output prior that needs the roll itself.
+
+        (B, C, n_bins, T), (B, S, 128, T) -> log-power (B, 1, n_bins, T).
+        """
+        out = self.generator(condition)
+        if self.harmonic_output is None:
+            return out
+        return self.harmonic_output(out[:, :1], out[:, 1:], roll)
+
     def forward(self, roll: Tensor, onsets: Tensor | None = None) -> Tensor:
         """Render a roll (B, S, 128, T) to a log-power spectrogram (B, 1, n_bins, T)."""
-        return self.generator(self.condition(roll, onsets))
+        return self.generate(self.condition(roll, onsets), roll)
 
     def discriminate(self, spectrogram: Tensor, condition: Tensor) -> DiscriminatorOutput:
         """Run the discriminator on (B, 1, n_bins, T) given the encoded roll (B, C, n_bins, T).

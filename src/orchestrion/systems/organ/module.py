@@ -95,7 +95,7 @@ class OrganModule(L.LightningModule):
         optimizers = self.optimizers()
         g_opt, d_opt = optimizers if isinstance(optimizers, (list, tuple)) else (optimizers, None)
         real, condition, labels, _ = self._prepare(batch)
-        fake = self.model.generator(condition)
+        fake = self.model.generate(condition, batch["roll"])
         if d_opt is not None:
             real_j = self.model.discriminate(real, condition.detach())
             fake_j = self.model.discriminate(fake.detach(), condition.detach())
@@ -114,7 +114,7 @@ class OrganModule(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         real, condition, labels, _ = self._prepare(batch)
-        fake = self.model.generator(condition)
+        fake = self.model.generate(condition, batch["roll"])
         ms_ssim = self.ms_ssim(self.loss.unit_db(fake).clamp(0, 1), self.loss.unit_db(real).clamp(0, 1))
         self.log("val/ms_ssim", ms_ssim, prog_bar=True, batch_size=real.shape[0])
         self.log("val/l1", torch.nn.functional.l1_loss(fake, real), prog_bar=True, batch_size=real.shape[0])

@@ -34,6 +34,7 @@ DISCRIMINATOR_VARIANTS: dict[str, tuple[LayerSpec, ...]] = {
 """The seed's PatchGAN variants (section 5.2), named by their receptive field in pixels."""
 
 OUTPUT_ACTIVATIONS = ("softplus", "leaky_relu", "relu", "identity")
+OUTPUT_PRIORS = ("none", "harmonic")
 GAN_LOSSES = ("bce", "lsgan")
 REGIMES = ("single", "transfer", "multi")
 CLASSIFIER_INPUTS = ("spectrogram", "joint")
@@ -135,6 +136,10 @@ class OrganConfig:
     output_activation : {"softplus", "leaky_relu", "relu", "identity"}
         After the head. The seed's LeakyReLU lets the log-power go negative (read back
         through ``|exp(S) - 1|``); softplus keeps it positive and smooth.
+    output_prior : {"none", "harmonic"}
+        "harmonic" adds every sounding note's partials at their exact STFT bins, scaled by
+        one log-gain image per slot that the generator also outputs
+        (:mod:`~orchestrion.systems.organ.harmonic_output`); "none" is the seed's free output.
 
     Discriminator (PatchGAN + instrument classifier)
     -------------------------------------------------
@@ -219,6 +224,7 @@ class OrganConfig:
     dropout: float = 0.5
     dropout_layers: int = 3
     output_activation: str = "softplus"
+    output_prior: str = "none"
     # discriminator
     discriminator: str = "190"
     discriminator_layers: tuple[LayerSpec, ...] | None = None
@@ -300,6 +306,7 @@ class OrganConfig:
         one_of("regime", REGIMES)
         one_of("encoding", ("binary", "velocity", "harmonic"))
         one_of("output_activation", OUTPUT_ACTIVATIONS)
+        one_of("output_prior", OUTPUT_PRIORS)
         one_of("gan_loss", GAN_LOSSES)
         one_of("classifier_input", CLASSIFIER_INPUTS)
         one_of("classifier_pooling", CLASSIFIER_POOLINGS)

@@ -1,0 +1,107 @@
+"""A harmonic output prior for orGAN: the notes' partials drawn at their exact STFT bins.
+
+The free U-Net output must learn to put energy exactly on each partial of each note and
+nowhere between them, pixel by pixel. With ``output_prior="harmonic"`` the generator
+also gives one *log-gain image per instrument slot*, and the spectrogram adds, for every
+sounding note of that slot, all its harmonics below Nyquist drawn with the shape a
+stationary sinusoid has in the STFT (the Hann window's main lobe and first side lobes),
+scaled by the slot's gain at each bin:
+
+``P_harm(f, t) = sum_s exp(a_s(f, t)) * T_s(f, t)``,
+``T_s(f, t) = sum_p [roll_s(p, t) > 0] * lobes(p, f)``,
+
+``S = ln(1 + P_free + P_harm) = S_free + ln(1 + P_harm * exp(-S_free))``,
+
+where ``S_free = ln(1 + P_free)`` is the usual output. The U-Net then only has to say
+how loud each slot's partials are around each bin (a smooth spectral envelope over time),
+not where the partials lie; the pitch sets that, as the harmonic output did for SING
+(``systems/sing/harmonic.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from orchestrion.errors import ConfigError
+from orchestrion.nn.pitch import pitch_to_hz
+from orchestrion.systems.organ.encoding import N_PITCHES
+
+LOBE_REACH_BINS = 4.0
+"""Bins either side of a partial that its lobe reaches (the Hann side lobes there are < -50 dB)."""
+MAX_LOG_GAIN = 30.0
+"""Log-gains are clamped here before ``exp`` (a power of 1e13, far above any real bin)."""
+
+
+def hann_lobe_power(offset_bins: np.ndarray) -> np.ndarray:
+    """Power of a Hann-windowed sinusoid at `offset_bins` from its frequency, 1 at offset 0.
+
+    The Hann window's transform is ``sinc(d) / (1 - d^2)`` (d in bins), 1/2 at |d| = 1.
+    """
+    d = np.asarray(offset_bins, dtype=np.float64)
+    near_one = np.isclose(np.abs(d), 1.0)
+    safe = np.where(near_one, 0.0, d)
+    amplitude = np.where(near_one, 0.5, np.sinc(safe) / (1.0 - safe**2))
+    return amplitude**2
+
+
+def partial_lobe_templates(
+    sample_rate: int, n_fft: int, reach_bins: float = LOBE_REACH_BINS, n_pitches: int = N_PITCHES
+) -> Tensor:
+    """Pitch -> STFT-bin matrix (n_pitches, n_fft // 2 + 1): every harmonic below Nyquist, as lobes.
+
+    Row p sums, for each harmonic k f0(p) at least `reach_bins` below the Nyquist bin,
+    :func:`hann_lobe_power` over the bins within `reach_bins` of it (peak 1 per partial).
+    """
+    if not reach_bins > 0:
+        raise ConfigError(f"a partial's lobe must reach at least part of a bin, got {reach_bins!r}")
+    n_bins = n_fft // 2 + 1
+    bins = np.arange(n_bins, dtype=np.float64)
+    f0 = pitch_to_hz(torch.arange(n_pitches)).numpy()
+    templates = np.zeros((n_pitches, n_bins))
+    for p in range(n_pitches):
+        positions = f0[p] * np.arange(1, int(sample_rate / 2 / f0[p]) + 1) * n_fft / sample_rate
+        positions = positions[positions <= n_bins - 1 - reach_bins]
+        offsets = bins[None, :] - positions[:, None]
+        lobes = np.where(np.abs(offsets) <= reach_bins, hann_lobe_power(offsets), 0.0)
+        templates[p] = lobes.sum(axis=0)
+    return torch.from_numpy(templates).to(torch.float32)
+
+
+class HarmonicOutput(nn.Module):
+    """Adds each slot's gain-scaled partial lobes to the free log-power output (module notes).
+
+    Parameters
+    ----------
+    sample_rate, n_fft : int
+        The spectrogram's rate (Hz) and STFT size.
+
+    Shapes
+    ------
+    forward(free, log_gains, roll): (B, 1, F, T), (B, S, F, T), (B, S, 128, T) -> (B, 1, F, T)
+    """
+
+    lobes: Tensor
+
+    def __init__(self, sample_rate: int, n_fft: int) -> None:
+        super().__init__()
+        self.register_buffer("lobes", partial_lobe_templates(sample_rate, n_fft), persistent=False)
+
+    def templates(self, roll: Tensor) -> Tensor:
+        """Each slot's sounding partials on the frequency grid, (B, S, 128, T) -> (B, S, F, T)."""
+        active = (roll > 0).to(self.lobes.dtype)
+        return torch.matmul(self.lobes.t(), active)
+
+    def forward(self, free: Tensor, log_gains: Tensor, roll: Tensor) -> Tensor:
+        templates = self.templates(roll)
+        if log_gains.shape != templates.shape:
+            raise ConfigError(
+                f"the harmonic output needs one gain image per slot, {tuple(templates.shape)}; "
+                f"got {tuple(log_gains.shape)}"
+            )
+        power = (templates * torch.exp(log_gains.clamp(max=MAX_LOG_GAIN))).sum(dim=1, keepdim=True)
+        return free + torch.log1p(power * torch.exp(-free))
+
+
+__all__ = ["HarmonicOutput", "hann_lobe_power", "partial_lobe_templates"]

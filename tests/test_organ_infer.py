@@ -122,12 +122,24 @@ def test_render_has_the_score_length_plus_tail_and_is_finite_and_audible(tiny_mo
     assert abs(len(resampled.audio) - 3.25 * 22050) <= 22050 / FRAME_RATE  # within a frame
 
 
-def test_render_is_reproducible_and_independent_of_worker_threads(tiny_model):
+def test_render_is_reproducible_and_independent_of_worker_threads():
+    noisy = RenderModel.from_config(tiny_config(), deterministic=False)  # seeded dropout draws
     score = make_score([(40, 67), (73, 72)], 5.0)
-    one = render_score(score, tiny_model, n_iter=4, seed=3, workers=1)
-    two = render_score(score, tiny_model, n_iter=4, seed=3, workers=2)
+    one = render_score(score, noisy, n_iter=4, seed=3, workers=1)
+    two = render_score(score, noisy, n_iter=4, seed=3, workers=2)
     np.testing.assert_array_equal(one.audio, two.audio)
     assert torch.get_num_threads() >= 1  # restored after the threaded section
+
+
+def test_dropout_is_off_by_default_and_its_noise_follows_the_seed(tiny_model):
+    score = make_score([(40, 67)], 2.0)
+    assert tiny_model.deterministic
+    spectrograms = [render_score(score, tiny_model, n_iter=0, seed=s).spectrogram for s in (1, 2)]
+    np.testing.assert_array_equal(*spectrograms)
+    noisy = RenderModel.from_config(tiny_config(), deterministic=False)
+    noisy.load_state_dict(tiny_model.state_dict())
+    drawn = [render_score(score, noisy, n_iter=0, seed=s).spectrogram for s in (1, 2)]
+    assert np.abs(drawn[0] - drawn[1]).max() > 0  # the dropout draws follow the seed
 
 
 def test_windowed_render_equals_whole_render_where_windows_overlap_enough():

@@ -35,6 +35,13 @@ PerTrackOpt = Annotated[
         "pass per part), or all parts in one pass (faster).",
     ),
 ]
+DeterministicOpt = Annotated[
+    bool,
+    typer.Option(
+        "--deterministic/--dropout-noise",
+        help="Generator dropout off (default; measured better), or on as the seed's noise source.",
+    ),
+]
 NoiseSubtractionOpt = Annotated[
     bool,
     typer.Option(
@@ -65,7 +72,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
-def _load_model(name: str, deterministic: bool = False):
+def _load_model(name: str, deterministic: bool = True):
     from orchestrion.checkpoints import CheckpointError
     from orchestrion.systems.organ.infer import RenderModel
 
@@ -103,9 +110,7 @@ def register(
             int, typer.Option("--seed", help="Seed of the dropout noise and the phase.")
         ] = 0,
         noise_subtraction: NoiseSubtractionOpt = False,
-        deterministic: Annotated[
-            bool, typer.Option("--deterministic", help="Switch the generator's dropout noise off.")
-        ] = False,
+        deterministic: DeterministicOpt = True,
         quiet: Quiet = False,
     ) -> None:
         """Render SCORE to audio with the orGAN model (score -> spectrogram -> Griffin-Lim)."""
@@ -156,9 +161,7 @@ def register(
             int, typer.Option("--max-chunks", help="Chunks for Table 6.3 at most.")
         ] = 128,
         seed: Annotated[int, typer.Option("--seed", help="Seed of dropout, SWD and phase.")] = 0,
-        deterministic: Annotated[
-            bool, typer.Option("--deterministic", help="Switch the generator's dropout noise off.")
-        ] = False,
+        deterministic: DeterministicOpt = True,
         per_track: PerTrackOpt = True,
         noise_subtraction: NoiseSubtractionOpt = False,
         quiet: Quiet = False,

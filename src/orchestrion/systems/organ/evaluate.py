@@ -21,8 +21,8 @@ Two protocols, one report (:class:`RenderEvaluation`):
 A PNG shows the first piece's reference and our render side by side (dB re the
 reference's peak, the protocol's images).
 
-Dropout stays as the model has it (on unless deterministic) and is seeded, so a report
-is reproducible.
+Dropout stays as the model has it (off unless the model was loaded with
+``deterministic=False``) and is seeded, so a report is reproducible.
 """
 
 from __future__ import annotations

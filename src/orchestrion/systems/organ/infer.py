@@ -359,8 +359,9 @@ def trained_slots_of(config: dict, card: str, vocabulary: InstrumentVocabulary) 
 class RenderModel(nn.Module):
     """A render model ready for inference: the orGAN network in eval mode and what it learned.
 
-    Dropout stays on at inference (the generator's only noise source, as in the seed)
-    unless ``deterministic=True``.
+    The generator's dropout, the seed's noise source, is off at inference by default
+    (``deterministic=True``): with noise subtraction off it scored better on every audio
+    figure of 8 validation pieces. ``deterministic=False`` keeps it on, as in the seed.
 
     Parameters
     ----------
@@ -373,7 +374,7 @@ class RenderModel(nn.Module):
     source : Path, optional
         The checkpoint folder it came from.
     deterministic : bool
-        Switch the inference dropout off.
+        Switch the inference dropout off (default).
 
     Shapes
     ------
@@ -387,7 +388,7 @@ class RenderModel(nn.Module):
         *,
         card: str = "",
         source: Path | None = None,
-        deterministic: bool = False,
+        deterministic: bool = True,
     ) -> None:
         super().__init__()
         _seed_dropout(network)
@@ -410,7 +411,7 @@ class RenderModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path = DEFAULT_MODEL, deterministic: bool = False
+        cls, name_or_path: str | Path = DEFAULT_MODEL, deterministic: bool = True
     ) -> RenderModel:
         """Load a render checkpoint: a folder path or a shipped model's name.
 
@@ -423,7 +424,7 @@ class RenderModel(nn.Module):
         return cls.from_checkpoint(checkpoint, deterministic=deterministic)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, deterministic: bool = False) -> RenderModel:
+    def from_checkpoint(cls, checkpoint: Checkpoint, deterministic: bool = True) -> RenderModel:
         """Build from an already loaded :class:`~orchestrion.checkpoints.Checkpoint`."""
         known = {f.name for f in dataclasses.fields(OrganConfig)}
         values = {k: v for k, v in checkpoint.config.items() if k in known or k != "trained_slots"}
@@ -453,7 +454,7 @@ class RenderModel(nn.Module):
     def from_config(
         cls,
         config: OrganConfig,
-        deterministic: bool = False,
+        deterministic: bool = True,
         trained_slots: Sequence[int] | None = None,
     ) -> RenderModel:
         """A randomly initialised model (for tests and speed benchmarks)."""

@@ -25,7 +25,7 @@ from orchestrion.audio.io import save_audio
 from orchestrion.data.build import BuildItem, BuildReport, ItemResult, Shard, load_records, run_build, write_json
 from orchestrion.data.gm_nsynth import nsynth_family, nsynth_instrument_str, nsynth_source
 from orchestrion.data.instrument_choice import InstrumentChoice, resolve_instruments
-from orchestrion.data.render import SILENT_PEAK, FluidSynthRenderer, RendererFactory
+from orchestrion.data.render import FluidSynthRenderer, RendererFactory, is_silent
 from orchestrion.errors import ConfigError
 
 NSYNTH_SAMPLE_RATE = 16000
@@ -141,7 +141,7 @@ def render_item(renderer: FluidSynthRenderer, out_dir: Path, item: BuildItem) ->
     """Render and write one note (worker function)."""
     entry, split = item.params["entry"], item.params["split"]
     wave = renderer.render_note(entry["instrument"], entry["pitch"], entry["velocity"], HELD_S, RELEASE_S)
-    if float(abs(wave).max(initial=0.0)) < SILENT_PEAK:
+    if is_silent(wave):
         # FluidR3 has no sample there (e.g. violin above 101, alto sax above 84)
         return ItemResult(item.key, [], split=SKIPPED_SPLIT, extra={"entry": entry, "skipped": "silent"})
     name = f"nsynth-{split}/audio/{entry['note_str']}.wav"

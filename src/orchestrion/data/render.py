@@ -36,9 +36,15 @@ SYNTH_BLOCK = 64  # FluidSynth's internal block: events take effect on block bou
 SILENT_PEAK = 1e-4
 """A rendered note whose peak stays below this is silence: the SoundFont has no sample for
 it (FluidR3 plays nothing for violin above 101, alto sax above 84 or contrabass above 57)."""
+
 PROBE_VELOCITY = 100
 PROBE_HELD_S = 0.25
 """Velocity and held time of the notes that probe which pitches a SoundFont sounds."""
+
+
+def is_silent(wave: np.ndarray) -> bool:
+    """True if a render's peak stays below `SILENT_PEAK` (no sample at that key)."""
+    return float(np.abs(wave).max(initial=0.0)) < SILENT_PEAK
 
 
 class SoundFontNotFoundError(OrchestrionError):
@@ -231,8 +237,7 @@ class FluidSynthRenderer:
         if program not in self._sounding:
             self._sounding[program] = frozenset(
                 pitch for pitch in range(128)
-                if float(np.abs(self.render_note(program, pitch, PROBE_VELOCITY, PROBE_HELD_S, 0.0)).max(
-                    initial=0.0)) >= SILENT_PEAK
+                if not is_silent(self.render_note(program, pitch, PROBE_VELOCITY, PROBE_HELD_S, 0.0))
             )
         return self._sounding[program]
 
@@ -245,21 +250,20 @@ class FluidSynthRenderer:
             If the SoundFont sounds none of them.
         """
         sounding = self.sounding_pitches(program)
-        best: tuple[int, int] | None = None
-        start = None
-        for pitch in range(int(lowest), int(highest) + 2):
-            if pitch <= highest and pitch in sounding:
-                start = pitch if start is None else start
-            elif start is not None:
-                if best is None or pitch - 1 - start > best[1] - best[0]:
-                    best = (start, pitch - 1)
-                start = None
-        if best is None:
+        runs: list[tuple[int, int]] = []
+        for pitch in range(int(lowest), int(highest) + 1):
+            if pitch not in sounding:
+                continue
+            if runs and runs[-1][1] == pitch - 1:
+                runs[-1] = (runs[-1][0], pitch)
+            else:
+                runs.append((pitch, pitch))
+        if not runs:
             raise ConfigError(
                 f"the SoundFont {self.soundfont.name} sounds no pitch from {lowest} to {highest} "
                 f"for GM program {program}"
             )
-        return best
+        return max(runs, key=lambda run: run[1] - run[0])  # the first of equally long runs
 
     # ------------------------------------------------------------------ internals
     def _open(self) -> None:

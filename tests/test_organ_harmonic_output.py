@@ -67,6 +67,26 @@ def test_output_adds_energy_only_at_the_sounding_slots_partials() -> None:
         head(free, gains[:, :3], roll)
 
 
+def test_output_over_sounding_pairs_equals_the_sum_over_every_slot() -> None:
+    """The forward runs only the (item, slot) pairs with notes; it must equal the dense sum."""
+    head = HarmonicOutput(SR, N_FFT)
+    torch.manual_seed(0)
+    roll = torch.zeros(3, 16, 128, 12)
+    roll[0, 2, 60, 2:9] = 0.7
+    roll[0, 5, 40, :] = 0.5
+    roll[2, 5, 72, 6:] = 1.0  # item 1 is silent
+    free = torch.rand(3, 1, 513, 12) * 3
+    gains = torch.randn(3, 16, 513, 12, requires_grad=True)
+    dense_gains = gains.detach().clone().requires_grad_(True)
+    dense = free + torch.log1p((head.templates(roll) * dense_gains.exp()).sum(1, keepdim=True) * (-free).exp())
+    out = head(free, gains, roll)
+    torch.testing.assert_close(out, dense)
+    torch.testing.assert_close(out[1], free[1])
+    out.sum().backward()
+    dense.sum().backward()
+    torch.testing.assert_close(gains.grad, dense_gains.grad)
+
+
 def test_harmonic_prior_model_renders_and_its_gain_channels_learn() -> None:
     torch.manual_seed(0)
     config = get_preset("cpu", base_width=4, discriminator_width=0.125, output_prior="harmonic")

@@ -22,6 +22,7 @@ from orchestrion.cli import app
 from orchestrion.errors import EmptyScoreError, MidiReadError
 from orchestrion.symbolic import DrumTrackWarning, InstrumentVocabulary, score_to_pianoroll
 from orchestrion.systems.organ import get_preset
+from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.infer import (
     RenderModel,
     RenderWarning,
@@ -623,25 +624,24 @@ def test_cli_train_render_rejects_bad_settings(tiny_dataset, tmp_path):
 
 def test_cli_train_render_refuses_weights_of_another_config(tiny_dataset, checkpoint, tmp_path):
     run = tmp_path / "run"
-    result = runner.invoke(
-        app,
-        ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "1",
-         "-q", "--set", "base_width=4", "--set", "discriminator_width=0.125", "--set", "harmonics=6",
-         "--set", "l1_weight=3", "--set", "dropout=0", "--init-from", str(checkpoint)],
-    )
+    result = _continue_for_one_step(tiny_dataset, checkpoint, run, "harmonics=6", "l1_weight=3", "dropout=0")
     assert_clean_failure(result, run, "--init-from", "differs", "harmonics")
     assert "l1_weight" not in result.output and "dropout" not in result.output  # these may change
+
+
+def _train_tiny(tiny_dataset, run, *arguments: str):
+    """`train render` quietly into `run` with the tiny model's sizes and more `arguments`."""
+    return runner.invoke(
+        app,
+        ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "-q",
+         "--set", "base_width=4", "--set", "discriminator_width=0.125", *arguments],
+    )
 
 
 def _continue_for_one_step(tiny_dataset, checkpoint, run, *settings: str):
     """`train render --init-from checkpoint` for one step with the tiny model's sizes and `settings`."""
     sets = [arg for setting in settings for arg in ("--set", setting)]
-    return runner.invoke(
-        app,
-        ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "1",
-         "-q", "--set", "base_width=4", "--set", "discriminator_width=0.125", *sets,
-         "--init-from", str(checkpoint)],
-    )
+    return _train_tiny(tiny_dataset, run, "--max-steps", "1", *sets, "--init-from", str(checkpoint))
 
 
 def test_cli_train_render_continues_under_new_loss_weights_with_every_weight(tiny_dataset, checkpoint, tmp_path):
@@ -677,6 +677,35 @@ def test_cli_train_render_continues_under_a_new_classifier_shape(tiny_dataset, c
 
 
 
+def test_cli_train_render_classifier_only_changes_the_classifier_alone(tiny_dataset, checkpoint, tmp_path):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    result = _train_tiny(tiny_dataset, run, "--max-steps", "3", "--set", "learning_rate=1e-2",
+                         "--init-from", str(checkpoint), "--classifier-only")
+    assert result.exit_code == 0, result.output
+    before = load_file(checkpoint / "model.safetensors")
+    after = load_file(run / "model" / "model.safetensors")
+    mine = [k for k in before if k.startswith(CLASSIFIER_WEIGHTS)]
+    others = [k for k in before if not k.startswith(CLASSIFIER_WEIGHTS)]
+    assert mine and others
+    assert all(torch.equal(before[k], after[k]) for k in others)  # generator, patch trunk, BN stats
+    assert not torch.allclose(before["discriminator.classifier.weight"], after["discriminator.classifier.weight"])
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert "3 steps" in card and "the instrument classifier alone" in card
+    # resuming it as a full GAN run is refused in one line, the checkpoint kept
+    resumed = _train_tiny(tiny_dataset, run, "--max-steps", "4", "--resume")
+    assert resumed.exit_code == 1 and "resume it with the flag" in resumed.output, resumed.output
+    assert len(resumed.output.strip().splitlines()) == 1
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_cli_train_render_classifier_only_needs_a_model(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    result = _train_tiny(tiny_dataset, run, "--max-steps", "1", "--classifier-only")
+    assert_clean_failure(result, run, "--classifier-only", "--init-from")
+
+
 def test_load_state_into_skips_only_the_named_weights(checkpoint):
     from orchestrion.checkpoints import load_checkpoint, load_state_into
     from orchestrion.systems.organ import OrganModel
@@ -684,7 +713,7 @@ def test_load_state_into_skips_only_the_named_weights(checkpoint):
     start = load_checkpoint(checkpoint, "render")
     torch.manual_seed(1)
     other_classifier = OrganModel.from_config(tiny_config(classifier_pooling="global"))
-    skip = ("discriminator.classifier_features.", "discriminator.classifier.")
+    skip = CLASSIFIER_WEIGHTS
     with pytest.raises(CheckpointError, match="do not fit"):
         load_state_into(other_classifier, start)
     fresh = other_classifier.discriminator.classifier.weight.clone()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
 
 from orchestrion.data.build_urmp import build_urmp
+from orchestrion.errors import ConfigError
 from orchestrion.systems.organ.data import OrganChunks, TargetSpectrogram, load_pieces, subsets_for
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
 from orchestrion.systems.organ.presets import get_preset
@@ -90,10 +93,47 @@ def test_a_few_steps_lower_the_loss(tiny_pieces, output_prior):
         fake = module.model(batch["roll"])
         return module.loss.generator_loss(fake, real, None, labels, use_classifier=False)["total"]
 
-    before = float(generator_loss().detach())
-    for _ in range(20):
-        g_opt.zero_grad()
-        generator_loss().backward()
-        g_opt.step()
-    after = float(generator_loss().detach())
+    before, after = _descend(generator_loss, g_opt, 20)
     assert np.isfinite(after) and after < 0.75 * before, (before, after)
+
+
+def _descend(loss: Callable[[], torch.Tensor], optimizer: torch.optim.Optimizer, steps: int) -> tuple[float, float]:
+    """The loss before and after `steps` optimiser steps on it."""
+    before = float(loss().detach())
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    return before, float(loss().detach())
+
+
+def test_the_classifier_alone_learns_the_instruments_of_real_chunks(tiny_pieces):
+    torch.manual_seed(0)
+    config = get_preset("cpu", **TINY, learning_rate=3e-3)
+    chunks = OrganChunks(tiny_pieces, config)
+    batch = torch.utils.data.default_collate([chunks[i] for i in range(0, 8 * 5, 5)])
+    module = OrganModule(config, label_counts=chunks.label_counts().tolist(), n_chunks=len(chunks),
+                         classifier_only=True)
+    real, _, labels, _ = module._prepare(batch)
+    discriminator = module.model.discriminator
+    parameters = module.classifier_parameters()
+    ids = {id(p) for p in parameters}
+    assert ids == {id(p) for m in (discriminator.classifier_features, discriminator.classifier) for p in m.parameters()}
+    frozen = [*module.model.generator.parameters(), *discriminator.trunk.parameters(), *discriminator.patch_head.parameters()]
+    assert frozen and not ids & {id(p) for p in frozen}
+    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+
+    def loss() -> torch.Tensor:
+        return module.loss.instrument(discriminator.classify(real), labels)
+
+    before, after = _descend(loss, optimizer, 30)
+    assert after < 0.5 * before, (before, after)
+    # the classifier of forward() is the same function
+    module.model.eval()
+    condition = module.model.condition(batch["roll"])
+    assert torch.allclose(discriminator(real, condition).instrument_logits, discriminator.classify(real))
+
+
+def test_classifier_only_needs_a_classifier_on_the_spectrogram():
+    with pytest.raises(ConfigError, match="classifier"):
+        OrganModule(get_preset("cpu", **TINY, instrument_weight=0.0), classifier_only=True)

@@ -227,6 +227,10 @@ def register(
             str | None,
             typer.Option("--init-from", help="Start from a model's weights (a shipped name such as render-cpu, or a model folder)."),
         ] = None,
+        classifier_only: Annotated[
+            bool,
+            typer.Option("--classifier-only", help="Train only the --init-from model's instrument classifier (real chunks)."),
+        ] = False,
         quiet: Quiet = False,
     ) -> None:
         """Train the orGAN render model on URMP-format data and export a checkpoint folder."""
@@ -271,6 +275,7 @@ def register(
                     command=current_command(),
                     progress=not quiet,
                     init_from=init_from,
+                    classifier_only=classifier_only,
                 )
         finally:
             for logger, level in zip(loggers, levels, strict=True):

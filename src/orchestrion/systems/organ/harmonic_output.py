@@ -94,14 +94,19 @@ class HarmonicOutput(nn.Module):
         return torch.matmul(self.lobes.t(), active)
 
     def forward(self, free: Tensor, log_gains: Tensor, roll: Tensor) -> Tensor:
-        templates = self.templates(roll)
-        if log_gains.shape != templates.shape:
+        expected = (*roll.shape[:2], self.lobes.shape[1], roll.shape[-1])
+        if tuple(log_gains.shape) != expected or free.shape[-2:] != log_gains.shape[-2:]:
             raise ConfigError(
-                f"the harmonic output needs one gain image per slot, {tuple(templates.shape)}; "
-                f"got {tuple(log_gains.shape)}"
+                f"the harmonic output needs one gain image per slot, {expected}; "
+                f"got {tuple(log_gains.shape)} beside a spectrogram of {tuple(free.shape)}"
             )
-        power = (templates * torch.exp(log_gains.clamp(max=MAX_LOG_GAIN))).sum(dim=1, keepdim=True)
-        return free + torch.log1p(power * torch.exp(-free))
+        # only the (item, slot) pairs that play a note: a chunk sounds a few of the 16 slots
+        items, slots = (roll > 0).flatten(2).any(dim=-1).nonzero(as_tuple=True)
+        active = (roll[items, slots] > 0).to(self.lobes.dtype)
+        partials = torch.matmul(self.lobes.t(), active)
+        gains = torch.exp(log_gains[items, slots].clamp(max=MAX_LOG_GAIN))
+        power = free.new_zeros(free.shape[0], *free.shape[-2:]).index_add(0, items, partials * gains)
+        return free + torch.log1p(power.unsqueeze(1) * torch.exp(-free))
 
 
 __all__ = ["HarmonicOutput", "hann_lobe_power", "partial_lobe_templates"]

@@ -416,13 +416,30 @@ class Discriminator(nn.Module):
         patch_logits = self.patch_head(features)
         instrument_logits = None
         if self.classifier is not None:
-            if self.classifier_features is not None:
-                alone = spectrogram.contiguous(memory_format=torch.channels_last)
-                features = self.classifier_features(alone)
-            pooled = features.mean(dim=-1).flatten(1) if self.classifier_pooling == "time" \
-                else features.mean(dim=(-2, -1))
-            instrument_logits = self.classifier(pooled)
+            instrument_logits = self.classify(spectrogram, None if self.classifier_features else features)
         return DiscriminatorOutput(patch_logits, instrument_logits)
+
+    def classify(self, spectrogram: Tensor, trunk_features: Tensor | None = None) -> Tensor:
+        """Instrument logits (B, n_classes) of spectrograms (B, 1, F, T).
+
+        A ``"joint"`` classifier reads the patch trunk's features of (spectrogram, roll):
+        pass them as `trunk_features`; a ``"spectrogram"`` one computes its own.
+        """
+        if self.classifier is None:
+            raise ConfigError("this discriminator was built without an instrument classifier")
+        if self.classifier_features is not None:
+            features = self.classifier_features(spectrogram.contiguous(memory_format=torch.channels_last))
+        elif trunk_features is None:
+            raise ConfigError("a classifier on the joint input needs the patch trunk's features")
+        else:
+            features = trunk_features
+        pooled = features.mean(dim=-1).flatten(1) if self.classifier_pooling == "time" \
+            else features.mean(dim=(-2, -1))
+        return self.classifier(pooled)
+
+
+CLASSIFIER_WEIGHTS = ("discriminator.classifier_features.", "discriminator.classifier.")
+"""Names of the instrument classifier's weights in an `OrganModel` state dict."""
 
 
 def instrument_labels(roll: Tensor) -> Tensor:

@@ -9,10 +9,11 @@ import lightning as L
 import torch
 from torch.utils.data import Sampler
 
+from orchestrion.errors import ConfigError
 from orchestrion.nn.adversarial import class_weights_from_counts
 from orchestrion.nn.msssim import MSSSIM
 from orchestrion.systems.organ.data import OrganChunks, TargetSpectrogram
-from orchestrion.systems.organ.model import OrganLoss, OrganModel
+from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, OrganLoss, OrganModel
 from orchestrion.systems.organ.presets import OrganConfig
 
 
@@ -39,16 +40,31 @@ class RegimeSampler(Sampler[int]):
             yield pool[self.rng.randrange(len(pool))]
 
 
+CLASSIFIER_GAIN_JITTER_DB = 12.0
+"""A classifier-only step scales each real chunk by a random gain within +-this/2 dB, so the
+classifier names instruments by their spectra, not by the level of our renders."""
+
+
 class OrganModule(L.LightningModule):
-    """Trains an :class:`OrganModel` with the seed's alternating D/G Adam steps."""
+    """Trains an :class:`OrganModel` with the seed's alternating D/G Adam steps.
+
+    With `classifier_only`, only the instrument classifier learns (on real chunks, with a
+    random level per chunk); the generator and the patch discriminator stay as they are.
+    """
 
     def __init__(self, config: OrganConfig, total_steps: int = 0,
-                 label_counts: list[int] | None = None, n_chunks: int = 0) -> None:
+                 label_counts: list[int] | None = None, n_chunks: int = 0,
+                 classifier_only: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters({"config": config.to_dict(), "total_steps": total_steps,
-                                   "label_counts": label_counts, "n_chunks": n_chunks})
+                                   "label_counts": label_counts, "n_chunks": n_chunks,
+                                   "classifier_only": classifier_only})
         self.config = config
         self.model = OrganModel.from_config(config)
+        if classifier_only and not (config.uses_classifier and config.classifier_input == "spectrogram"):
+            raise ConfigError("training the classifier alone needs a model with an instrument classifier "
+                              "on the spectrogram (classifier_input=spectrogram, instrument_weight > 0)")
+        self.classifier_only = classifier_only
         self.loss = OrganLoss(config)
         self.ms_ssim = MSSSIM()
         self.target = TargetSpectrogram(config)
@@ -70,7 +86,8 @@ class OrganModule(L.LightningModule):
         return self.global_step < config.transfer_switch_fraction * self.total_steps * self._steps_per_batch()
 
     def _steps_per_batch(self) -> int:
-        return 2 if self.model.discriminator is not None else 1  # Lightning counts each optimizer step
+        two = self.model.discriminator is not None and not self.classifier_only
+        return 2 if two else 1  # Lightning counts each optimizer step
 
     def uses_classifier_now(self) -> bool:
         config = self.config
@@ -88,7 +105,24 @@ class OrganModule(L.LightningModule):
         condition = self.model.condition(batch["roll"], onsets)
         return real, condition, batch["instruments"], onsets
 
+    def _classifier_step(self, batch: dict) -> None:
+        """One Adam step of the instrument classifier alone, on real chunks at random levels."""
+        audio = batch["audio"]
+        decibels = (torch.rand(audio.shape[0], 1, device=audio.device) - 0.5) * CLASSIFIER_GAIN_JITTER_DB
+        with torch.no_grad():
+            real = self.target(audio * 10 ** (decibels / 20)).unsqueeze(1)
+        logits = self.model.discriminator.classify(real)  # type: ignore[union-attr]
+        loss = self.loss.instrument(logits, batch["instruments"])
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        self.log("c/instrument", loss.detach(), prog_bar=True)
+
     def training_step(self, batch: dict, batch_idx: int) -> None:
+        if self.classifier_only:
+            self._classifier_step(batch)
+            return
         if self.sampler is not None:
             self.sampler.single_only = self.in_first_stage()
         use_classifier = self.uses_classifier_now()
@@ -114,17 +148,24 @@ class OrganModule(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         real, condition, labels, _ = self._prepare(batch)
-        fake = self.model.generate(condition, batch["roll"])
-        ms_ssim = self.ms_ssim(self.loss.unit_db(fake).clamp(0, 1), self.loss.unit_db(real).clamp(0, 1))
-        self.log("val/ms_ssim", ms_ssim, prog_bar=True, batch_size=real.shape[0])
-        self.log("val/l1", torch.nn.functional.l1_loss(fake, real), prog_bar=True, batch_size=real.shape[0])
+        if not self.classifier_only:
+            fake = self.model.generate(condition, batch["roll"])
+            ms_ssim = self.ms_ssim(self.loss.unit_db(fake).clamp(0, 1), self.loss.unit_db(real).clamp(0, 1))
+            self.log("val/ms_ssim", ms_ssim, prog_bar=True, batch_size=real.shape[0])
+            self.log("val/l1", torch.nn.functional.l1_loss(fake, real), prog_bar=True, batch_size=real.shape[0])
         if self.model.discriminator is not None and self.config.uses_classifier:
             probabilities = torch.sigmoid(self.model.discriminate(real, condition).instrument_logits)
             correct = ((probabilities > 0.5) == (labels > 0.5)).all(dim=1).float().mean()
-            self.log("val/macro_acc", correct, batch_size=real.shape[0])
+            self.log("val/macro_acc", correct, prog_bar=self.classifier_only, batch_size=real.shape[0])
+
+    def classifier_parameters(self) -> list[torch.nn.Parameter]:
+        """The instrument classifier's own weights (its convolutions and linear layer)."""
+        return [p for name, p in self.model.named_parameters() if name.startswith(CLASSIFIER_WEIGHTS)]
 
     def configure_optimizers(self):
         config = self.config
+        if self.classifier_only:
+            return torch.optim.Adam(self.classifier_parameters(), lr=config.learning_rate, betas=config.betas)
         g_opt = torch.optim.Adam(self.model.generator_parameters(), lr=config.learning_rate, betas=config.betas)
         if self.model.discriminator is None:
             return g_opt

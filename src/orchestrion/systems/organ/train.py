@@ -19,6 +19,7 @@ from orchestrion.checkpoints import load_checkpoint, load_state_into, save_check
 from orchestrion.errors import ConfigError
 from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
+from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
 from orchestrion.systems.organ.presets import CLASSIFIER_FIELDS, TRAINING_FIELDS, OrganConfig, get_preset
 from orchestrion.timed_checkpoint import TimedCheckpoint
@@ -36,10 +37,6 @@ class TrainReport:
     steps: int
     minutes: float
     metrics: dict[str, float]
-
-
-CLASSIFIER_WEIGHTS = ("discriminator.classifier_features.", "discriminator.classifier.")
-"""Names of the instrument classifier's weights in an `OrganModel` state dict."""
 
 
 def _classifier_differs(init_from: str | Path, start: dict[str, Any], config: OrganConfig) -> bool:
@@ -67,6 +64,15 @@ def _valid_loader(dataset: OrganChunks, batch_size: int) -> DataLoader:
                       batch_size=batch_size, shuffle=False)
 
 
+def _check_resumed_mode(last: Path, classifier_only: bool) -> None:
+    """Refuse to resume a classifier-only run as a full one, or the reverse."""
+    saved = torch.load(last, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+    trained_alone = bool(saved.get("classifier_only", False))
+    if trained_alone != classifier_only:
+        how = "with" if trained_alone else "without"
+        raise ConfigError(f"--resume: {last} was trained {how} --classifier-only; resume it {how} the flag")
+
+
 def train_render(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -85,6 +91,7 @@ def train_render(
     command: str = "",
     progress: bool = True,
     init_from: str | Path | None = None,
+    classifier_only: bool = False,
 ) -> TrainReport:
     """Train, checkpoint every `checkpoint_minutes` (and at the end), export safetensors.
 
@@ -92,7 +99,12 @@ def train_render(
     `resume`, training continues from `<out_dir>/checkpoints/last.ckpt` (our own file).
     `init_from` starts a new run from an exported model's weights (e.g. the shipped
     `render-cpu`, to keep training it on a new machine); its config must match.
+    `classifier_only` trains just the instrument classifier of the `init_from` model (the
+    generator and patch discriminator are exported unchanged); `max_steps` then counts
+    classifier batches.
     """
+    if classifier_only and init_from is None and not resume:
+        raise ConfigError("--classifier-only trains the classifier of an existing model: give --init-from MODEL")
     config = get_preset(preset, **(overrides or {}))
     out_dir = Path(out_dir)
     L.seed_everything(seed, workers=True)
@@ -106,7 +118,7 @@ def train_render(
     train_set = OrganChunks(train_pieces, config, max_subset_size=max_subset)
     valid_set = OrganChunks(valid_pieces, config, max_subset_size=max_subset, stride_s=config.chunk_s)
     module = OrganModule(config, total_steps=max_steps, label_counts=train_set.label_counts().tolist(),
-                         n_chunks=len(train_set))
+                         n_chunks=len(train_set), classifier_only=classifier_only)
     if init_from is not None:
         start = load_checkpoint(init_from, SYSTEM)
         fresh_classifier = _classifier_differs(init_from, start.config, config)
@@ -140,6 +152,8 @@ def train_render(
     )
     if resume and not last.is_file():
         raise ConfigError(f"--resume: no checkpoint to resume from at {last}")
+    if resume:
+        _check_resumed_mode(last, classifier_only)
     started = time.time()
     trainer.fit(module, train_loader, _valid_loader(valid_set, config.batch_size),
                 ckpt_path=str(last) if resume else None)
@@ -173,7 +187,9 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         f"- preset fields: encoding `{config.encoding}`, base width {config.base_width}, "
         f"discriminator {config.discriminator}, {config.sample_rate} Hz, n_fft {config.n_fft}, hop {config.hop_length}",
         f"- parameters: {counts['generator'] + counts['encoding']:,} generator, {counts['discriminator']:,} discriminator",
-        f"- trained: {steps:,} steps, {minutes:.1f} minutes on this machine",
+        f"- trained: {steps:,} steps, {minutes:.1f} minutes on this machine"
+        + (" (the instrument classifier alone; the generator and patch discriminator as started from)"
+           if module.classifier_only else ""),
         *([f"- started from: {started_from}"] if started_from else []),
         f"- trained slots: {', '.join(trained)}",
         f"- training command: `{command}`",

@@ -22,7 +22,6 @@ from orchestrion.cli import app
 from orchestrion.errors import EmptyScoreError, MidiReadError
 from orchestrion.symbolic import DrumTrackWarning, InstrumentVocabulary, score_to_pianoroll
 from orchestrion.systems.organ import get_preset
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.infer import (
     RenderModel,
     RenderWarning,
@@ -33,6 +32,7 @@ from orchestrion.systems.organ.infer import (
     substitute_slot,
     trained_slots_of,
 )
+from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
 
 SR, HOP = 16000, 256
 FRAME_RATE = SR / HOP

@@ -89,7 +89,7 @@ class HarmonicOutput(nn.Module):
         self.register_buffer("lobes", partial_lobe_templates(sample_rate, n_fft), persistent=False)
 
     def templates(self, roll: Tensor) -> Tensor:
-        """Each slot's sounding partials on the frequency grid, (B, S, 128, T) -> (B, S, F, T)."""
+        """Sounding partials on the frequency grid, (..., 128, T) -> (..., F, T), e.g. per slot."""
         active = (roll > 0).to(self.lobes.dtype)
         return torch.matmul(self.lobes.t(), active)
 
@@ -102,8 +102,7 @@ class HarmonicOutput(nn.Module):
             )
         # only the (item, slot) pairs that play a note: a chunk sounds a few of the 16 slots
         items, slots = (roll > 0).flatten(2).any(dim=-1).nonzero(as_tuple=True)
-        active = (roll[items, slots] > 0).to(self.lobes.dtype)
-        partials = torch.matmul(self.lobes.t(), active)
+        partials = self.templates(roll[items, slots])
         gains = torch.exp(log_gains[items, slots].clamp(max=MAX_LOG_GAIN))
         power = free.new_zeros(free.shape[0], *free.shape[-2:]).index_add(0, items, partials * gains)
         return free + torch.log1p(power.unsqueeze(1) * torch.exp(-free))

@@ -416,14 +416,14 @@ class Discriminator(nn.Module):
         patch_logits = self.patch_head(features)
         instrument_logits = None
         if self.classifier is not None:
-            instrument_logits = self.classify(spectrogram, None if self.classifier_features else features)
+            instrument_logits = self.classify(spectrogram, features)
         return DiscriminatorOutput(patch_logits, instrument_logits)
 
     def classify(self, spectrogram: Tensor, trunk_features: Tensor | None = None) -> Tensor:
         """Instrument logits (B, n_classes) of spectrograms (B, 1, F, T).
 
         A ``"joint"`` classifier reads the patch trunk's features of (spectrogram, roll):
-        pass them as `trunk_features`; a ``"spectrogram"`` one computes its own.
+        pass them as `trunk_features`; a ``"spectrogram"`` one computes its own (and ignores them).
         """
         if self.classifier is None:
             raise ConfigError("this discriminator was built without an instrument classifier")

@@ -40,8 +40,8 @@ class RegimeSampler(Sampler[int]):
             yield pool[self.rng.randrange(len(pool))]
 
 
-CLASSIFIER_GAIN_JITTER_DB = 12.0
-"""A classifier-only step scales each real chunk by a random gain within +-this/2 dB, so the
+CLASSIFIER_GAIN_JITTER_DB = 6.0
+"""A classifier-only step scales each real chunk by a random gain within +-this many dB, so the
 classifier names instruments by their spectra, not by the level of our renders."""
 
 
@@ -108,7 +108,7 @@ class OrganModule(L.LightningModule):
     def _classifier_step(self, batch: dict) -> None:
         """One Adam step of the instrument classifier alone, on real chunks at random levels."""
         audio = batch["audio"]
-        decibels = (torch.rand(audio.shape[0], 1, device=audio.device) - 0.5) * CLASSIFIER_GAIN_JITTER_DB
+        decibels = (2 * torch.rand(audio.shape[0], 1, device=audio.device) - 1) * CLASSIFIER_GAIN_JITTER_DB
         with torch.no_grad():
             real = self.target(audio * 10 ** (decibels / 20)).unsqueeze(1)
         logits = self.model.discriminator.classify(real)  # type: ignore[union-attr]

@@ -66,7 +66,8 @@ def _valid_loader(dataset: OrganChunks, batch_size: int) -> DataLoader:
 
 def _check_resumed_mode(last: Path, classifier_only: bool) -> None:
     """Refuse to resume a classifier-only run as a full one, or the reverse."""
-    saved = torch.load(last, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+    # mmap: only the pickled structure is read here; Lightning reads the weights when it resumes
+    saved = torch.load(last, map_location="cpu", weights_only=False, mmap=True).get("hyper_parameters", {})
     trained_alone = bool(saved.get("classifier_only", False))
     if trained_alone != classifier_only:
         how = "with" if trained_alone else "without"
@@ -107,6 +108,11 @@ def train_render(
         raise ConfigError("--classifier-only trains the classifier of an existing model: give --init-from MODEL")
     config = get_preset(preset, **(overrides or {}))
     out_dir = Path(out_dir)
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if resume:  # before the pieces are loaded: a wrong resume fails at once
+        if not last.is_file():
+            raise ConfigError(f"--resume: no checkpoint to resume from at {last}")
+        _check_resumed_mode(last, classifier_only)
     L.seed_everything(seed, workers=True)
     train_pieces = load_pieces(data_dir, config, split="train", limit=limit_pieces, progress=progress)
     try:
@@ -135,8 +141,6 @@ def train_render(
     module.sampler = sampler
     train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
                               num_workers=num_workers, drop_last=True, persistent_workers=num_workers > 0)
-    checkpoint_dir = out_dir / "checkpoints"
-    last = checkpoint_dir / "last.ckpt"
     callbacks: list = [TimedCheckpoint(last, checkpoint_minutes)]
     if progress:
         callbacks.append(RichProgressBar())
@@ -150,10 +154,6 @@ def train_render(
         check_val_every_n_epoch=None, num_sanity_val_steps=0, enable_progress_bar=progress,
         log_every_n_steps=25, enable_model_summary=progress,
     )
-    if resume and not last.is_file():
-        raise ConfigError(f"--resume: no checkpoint to resume from at {last}")
-    if resume:
-        _check_resumed_mode(last, classifier_only)
     started = time.time()
     trainer.fit(module, train_loader, _valid_loader(valid_set, config.batch_size),
                 ckpt_path=str(last) if resume else None)

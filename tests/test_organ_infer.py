@@ -33,6 +33,7 @@ from orchestrion.systems.organ.infer import (
     trained_slots_of,
 )
 from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
+from orchestrion.systems.organ.presets import OrganConfig
 
 SR, HOP = 16000, 256
 FRAME_RATE = SR / HOP
@@ -698,6 +699,19 @@ def test_cli_train_render_classifier_only_changes_the_classifier_alone(tiny_data
     assert resumed.exit_code == 1 and "resume it with the flag" in resumed.output, resumed.output
     assert len(resumed.output.strip().splitlines()) == 1
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_cli_train_render_follows_the_cosine_schedule_in_both_optimisers(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    result = _train_tiny(tiny_dataset, run, "--max-steps", "4", "--set", "learning_rate=1e-2",
+                         "--set", "lr_schedule=cosine", "--set", "lr_final_fraction=0.1")
+    assert result.exit_code == 0, result.output
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    config = OrganConfig.from_dict(json.loads((run / "model" / "config.json").read_text())["config"])
+    last_batch = config.learning_rate_at(3 / 4)  # the fourth batch starts three quarters in
+    assert last_batch < 0.5 * config.learning_rate
+    rates = [group["lr"] for optimizer in state["optimizer_states"] for group in optimizer["param_groups"]]
+    assert len(state["optimizer_states"]) == 2 and rates == pytest.approx([last_batch] * len(rates))
 
 
 def test_cli_train_render_classifier_only_needs_a_model(tiny_dataset, tmp_path):

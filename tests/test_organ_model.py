@@ -404,6 +404,20 @@ def test_presets_reject_unknown_names_fields_and_bad_values() -> None:
         get_preset("cpu", encoding="binary", learned_encoding=True)
     with pytest.raises(ConfigError):
         get_preset("cpu", discriminator_layers=((16, 4, 2), (8, 4, 1)))  # last must have 1 filter
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        get_preset("cpu", lr_schedule="linear")
+    with pytest.raises(ConfigError, match="lr_final_fraction"):
+        get_preset("cpu", lr_final_fraction=1.5)
+
+
+def test_cosine_schedule_falls_from_the_rate_to_its_final_fraction() -> None:
+    config = get_preset("cpu", learning_rate=1e-3, lr_schedule="cosine", lr_final_fraction=0.1)
+    rates = [config.learning_rate_at(p) for p in np.linspace(0, 1, 11)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-4)
+    assert rates[5] == pytest.approx(0.5 * (1e-3 + 1e-4))  # half-way: the mean of both ends
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert config.learning_rate_at(1.7) == pytest.approx(1e-4)  # past the last step it stays there
+    assert get_preset("cpu", learning_rate=1e-3).learning_rate_at(0.9) == 1e-3
 
 
 def test_config_round_trips_through_json() -> None:

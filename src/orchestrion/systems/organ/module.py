@@ -83,7 +83,22 @@ class OrganModule(L.LightningModule):
             return True
         if config.regime == "multi" or self.total_steps <= 0:
             return False
-        return self.global_step < config.transfer_switch_fraction * self.total_steps * self._steps_per_batch()
+        return self.progress() < config.transfer_switch_fraction
+
+    def progress(self) -> float:
+        """How far the run is, from 0 at its first batch to 1 at its last (`total_steps`)."""
+        if self.total_steps <= 0:
+            return 0.0
+        return self.global_step / (self.total_steps * self._steps_per_batch())
+
+    def _apply_learning_rate(self) -> None:
+        """Set every optimiser's rate from the config's schedule at the current step."""
+        rate = self.config.learning_rate_at(self.progress())
+        optimizers = self.optimizers()
+        for optimizer in optimizers if isinstance(optimizers, (list, tuple)) else [optimizers]:
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+        self.log("lr", rate, prog_bar=False)
 
     def _steps_per_batch(self) -> int:
         two = self.model.discriminator is not None and not self.classifier_only
@@ -120,6 +135,7 @@ class OrganModule(L.LightningModule):
         self.log("c/instrument", loss.detach(), prog_bar=True)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
+        self._apply_learning_rate()
         if self.classifier_only:
             self._classifier_step(batch)
             return

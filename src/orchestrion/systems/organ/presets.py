@@ -35,6 +35,7 @@ DISCRIMINATOR_VARIANTS: dict[str, tuple[LayerSpec, ...]] = {
 
 OUTPUT_ACTIVATIONS = ("softplus", "leaky_relu", "relu", "identity")
 OUTPUT_PRIORS = ("none", "harmonic")
+LR_SCHEDULES = ("constant", "cosine")
 GAN_LOSSES = ("bce", "lsgan")
 REGIMES = ("single", "transfer", "multi")
 CLASSIFIER_INPUTS = ("spectrogram", "joint")
@@ -47,7 +48,7 @@ TRAINING_FIELDS = (
     "spectral_convergence_weight", "log_db_weight", "log_magnitude_weight",
     "discriminator_adversarial_factor", "db_floor",
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
-    "regime", "transfer_switch_fraction", "dropout",
+    "regime", "transfer_switch_fraction", "dropout", "lr_schedule", "lr_final_fraction",
 )
 """Fields of the losses, the optimiser, the chunks drawn and the generator's dropout rate, not
 of the weights: a model may be continued (``init_from``) under other values of these, with all
@@ -190,9 +191,14 @@ class OrganConfig:
     Optimiser
     ---------
     learning_rate : float
-        Adam, both networks.
+        Adam, both networks (the starting rate under a schedule).
     betas : (float, float)
         Adam betas.
+    lr_schedule : {"constant", "cosine"}
+        ``cosine`` lowers the rate along half a cosine from `learning_rate` at the first
+        step to ``lr_final_fraction * learning_rate`` at the run's last step (``--max-steps``).
+    lr_final_fraction : float
+        The cosine schedule's last rate, as a fraction of `learning_rate`.
     """
 
     # spectrogram
@@ -247,6 +253,8 @@ class OrganConfig:
     # optimiser
     learning_rate: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    lr_schedule: str = "constant"
+    lr_final_fraction: float = 0.05
 
     def __post_init__(self) -> None:
         if self.discriminator_layers is not None:
@@ -263,6 +271,14 @@ class OrganConfig:
         except (TypeError, ValueError):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}") from None
         self._validate()
+
+    def learning_rate_at(self, progress: float) -> float:
+        """The Adam rate a fraction `progress` (0 = first step, 1 = last) into the run."""
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        fraction = min(max(progress, 0.0), 1.0)
+        final = self.lr_final_fraction
+        return self.learning_rate * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * fraction)))
 
     # -- validation -----------------------------------------------------------------
     def _validate(self) -> None:
@@ -307,6 +323,9 @@ class OrganConfig:
         one_of("encoding", ("binary", "velocity", "harmonic"))
         one_of("output_activation", OUTPUT_ACTIVATIONS)
         one_of("output_prior", OUTPUT_PRIORS)
+        one_of("lr_schedule", LR_SCHEDULES)
+        if not 0.0 <= self.lr_final_fraction <= 1.0:
+            raise ConfigError(f"lr_final_fraction must be in [0, 1], got {self.lr_final_fraction!r}")
         one_of("gan_loss", GAN_LOSSES)
         one_of("classifier_input", CLASSIFIER_INPUTS)
         one_of("classifier_pooling", CLASSIFIER_POOLINGS)

@@ -94,11 +94,15 @@ class OrganModule(L.LightningModule):
     def _apply_learning_rate(self) -> None:
         """Set every optimiser's rate from the config's schedule at the current step."""
         rate = self.config.learning_rate_at(self.progress())
-        optimizers = self.optimizers()
-        for optimizer in optimizers if isinstance(optimizers, (list, tuple)) else [optimizers]:
+        for optimizer in self._optimizer_list():
             for group in optimizer.param_groups:
                 group["lr"] = rate
         self.log("lr", rate, prog_bar=False)
+
+    def _optimizer_list(self) -> list:
+        """The optimisers of :meth:`configure_optimizers` as a list (Lightning unwraps a lone one)."""
+        optimizers = self.optimizers()
+        return list(optimizers) if isinstance(optimizers, (list, tuple)) else [optimizers]
 
     def _steps_per_batch(self) -> int:
         two = self.model.discriminator is not None and not self.classifier_only
@@ -142,8 +146,7 @@ class OrganModule(L.LightningModule):
         if self.sampler is not None:
             self.sampler.single_only = self.in_first_stage()
         use_classifier = self.uses_classifier_now()
-        optimizers = self.optimizers()
-        g_opt, d_opt = optimizers if isinstance(optimizers, (list, tuple)) else (optimizers, None)
+        g_opt, d_opt = (*self._optimizer_list(), None)[:2]
         real, condition, labels, _ = self._prepare(batch)
         fake = self.model.generate(condition, batch["roll"])
         if d_opt is not None:

@@ -714,6 +714,56 @@ def test_cli_train_render_follows_the_cosine_schedule_in_both_optimisers(tiny_da
     assert len(state["optimizer_states"]) == 2 and rates == pytest.approx([last_batch] * len(rates))
 
 
+def test_cli_train_render_exports_the_generators_moving_average(tiny_dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    result = _train_tiny(tiny_dataset, run, "--max-steps", "3", "--set", "learning_rate=1e-2",
+                         "--set", "ema_decay=0.9")
+    assert result.exit_code == 0, result.output
+    trained = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    exported = load_file(run / "model" / "model.safetensors")
+    assert int(trained["generator_average.updates"]) == 3
+    name = next(k for k in exported if k.startswith("generator.") and k.endswith(".weight"))
+    averaged = trained["generator_average." + name.replace(".", "__")]
+    assert torch.equal(exported[name], averaged.to(exported[name].dtype))
+    assert not torch.allclose(averaged, trained["model." + name])  # the average, not the last weights
+    patch = next(k for k in exported if k.startswith("discriminator.") and k.endswith(".weight"))
+    assert torch.equal(exported[patch], trained["model." + patch].to(exported[patch].dtype))
+    assert "moving average" in (run / "model" / "MODEL_CARD.md").read_text()
+
+
+def test_cli_train_render_starts_the_moving_average_from_the_init_from_weights(tiny_dataset, checkpoint, tmp_path):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    result = _continue_for_one_step(tiny_dataset, checkpoint, run, "ema_decay=0.99", "learning_rate=1e-2")
+    assert result.exit_code == 0, result.output
+    start = load_file(checkpoint / "model.safetensors")
+    trained = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    exported = load_file(run / "model" / "model.safetensors")
+    name = next(k for k in exported if k.startswith("generator.") and k.endswith(".weight"))
+    # the first update keeps a tenth of the start (warm-up decay 1/10), whatever ema_decay is
+    expected = 0.1 * start[name].float() + 0.9 * trained["model." + name].float()
+    assert torch.allclose(exported[name].float(), expected, atol=1e-3)
+    assert not torch.allclose(start[name].float(), trained["model." + name].float(), atol=1e-3)
+
+
+def test_cli_train_render_init_from_takes_the_models_own_config_under_the_overrides(tiny_dataset, checkpoint, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "-q",
+                                 "--max-steps", "1", "--init-from", str(checkpoint), "--set", "ema_decay=0.5"])
+    assert result.exit_code == 0, result.output
+    before = json.loads((checkpoint / "config.json").read_text())["config"]
+    after = json.loads((run / "model" / "config.json").read_text())["config"]
+    assert before["base_width"] != get_preset("cpu").base_width  # not the cpu preset's sizes
+    assert {k for k in after if after[k] != before.get(k)} == {"ema_decay"}
+    # naming a preset compares it with the model, as before
+    other = runner.invoke(app, ["train", "render", "--data", str(tiny_dataset), "--out", str(tmp_path / "other"),
+                                "-q", "--max-steps", "1", "--preset", "cpu", "--init-from", str(checkpoint)])
+    assert_clean_failure(other, tmp_path / "other", "differs", "base_width")
+
+
 def test_cli_train_render_classifier_only_needs_a_model(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     result = _train_tiny(tiny_dataset, run, "--max-steps", "1", "--classifier-only")

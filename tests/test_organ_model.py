@@ -408,6 +408,9 @@ def test_presets_reject_unknown_names_fields_and_bad_values() -> None:
         get_preset("cpu", lr_schedule="linear")
     with pytest.raises(ConfigError, match="lr_final_fraction"):
         get_preset("cpu", lr_final_fraction=1.5)
+    for decay in (1.0, -0.5, "0.9"):
+        with pytest.raises(ConfigError, match="ema_decay"):
+            get_preset("cpu", ema_decay=decay)
 
 
 def test_cosine_schedule_falls_from_the_rate_to_its_final_fraction() -> None:

@@ -193,7 +193,10 @@ def register(
         out: Annotated[
             Path, typer.Option("--out", help="Run folder: checkpoints/, logs/, model/.")
         ],
-        preset: Annotated[str, typer.Option("--preset", help="cpu or paper.")] = "cpu",
+        preset: Annotated[
+            str | None,
+            typer.Option("--preset", help="cpu or paper (default: cpu, or with --init-from that model's own config)."),
+        ] = None,
         max_steps: Annotated[
             int, typer.Option("--max-steps", help="Generator steps at most.")
         ] = 20_000,

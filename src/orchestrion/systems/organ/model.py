@@ -441,6 +441,10 @@ class Discriminator(nn.Module):
 CLASSIFIER_WEIGHTS = ("discriminator.classifier_features.", "discriminator.classifier.")
 """Names of the instrument classifier's weights in an `OrganModel` state dict."""
 
+GENERATOR_STATE = ("encoding.", "generator.", "harmonic_output.")
+"""Names of everything that renders (roll encoding, U-Net, output prior) in an `OrganModel`
+state dict: what the generator's optimiser and its moving average cover."""
+
 
 def instrument_labels(roll: Tensor) -> Tensor:
     """Multi-hot labels from a roll: a slot is present if any of its cells is on.

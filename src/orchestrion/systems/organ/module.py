@@ -12,8 +12,9 @@ from torch.utils.data import Sampler
 from orchestrion.errors import ConfigError
 from orchestrion.nn.adversarial import class_weights_from_counts
 from orchestrion.nn.msssim import MSSSIM
+from orchestrion.nn.weight_average import WeightAverage
 from orchestrion.systems.organ.data import OrganChunks, TargetSpectrogram
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, OrganLoss, OrganModel
+from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, GENERATOR_STATE, OrganLoss, OrganModel
 from orchestrion.systems.organ.presets import OrganConfig
 
 
@@ -72,6 +73,9 @@ class OrganModule(L.LightningModule):
             counts = torch.tensor(label_counts, dtype=torch.float32)
             self.loss.instrument.set_class_weights(class_weights_from_counts(counts, n_total=n_chunks))
         self.total_steps = total_steps
+        self.generator_average: WeightAverage | None = None
+        if config.ema_decay > 0 and not classifier_only:
+            self.generator_average = WeightAverage(self.model, GENERATOR_STATE, config.ema_decay)
         self.sampler: RegimeSampler | None = None
         self.automatic_optimization = False
 
@@ -162,13 +166,15 @@ class OrganModule(L.LightningModule):
         g_opt.zero_grad(set_to_none=True)
         self.manual_backward(g_terms["total"])
         g_opt.step()
+        if self.generator_average is not None:
+            self.generator_average.update(self.model)
         self.log_dict({f"g/{k}": v.detach() for k, v in g_terms.items()}, prog_bar=False)
         self.log("g_loss", g_terms["total"].detach(), prog_bar=True)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        real, condition, labels, _ = self._prepare(batch)
+        real, condition, labels, onsets = self._prepare(batch)
         if not self.classifier_only:
-            fake = self.model.generate(condition, batch["roll"])
+            fake = self.generate_for_export(batch["roll"], onsets)
             ms_ssim = self.ms_ssim(self.loss.unit_db(fake).clamp(0, 1), self.loss.unit_db(real).clamp(0, 1))
             self.log("val/ms_ssim", ms_ssim, prog_bar=True, batch_size=real.shape[0])
             self.log("val/l1", torch.nn.functional.l1_loss(fake, real), prog_bar=True, batch_size=real.shape[0])
@@ -176,6 +182,22 @@ class OrganModule(L.LightningModule):
             probabilities = torch.sigmoid(self.model.discriminate(real, condition).instrument_logits)
             correct = ((probabilities > 0.5) == (labels > 0.5)).all(dim=1).float().mean()
             self.log("val/macro_acc", correct, prog_bar=self.classifier_only, batch_size=real.shape[0])
+
+    def generate_for_export(self, roll: torch.Tensor, onsets: torch.Tensor | None) -> torch.Tensor:
+        """The generator (with its encoding) as it will be exported: its moving average when
+        one is kept, else the current weights."""
+        if self.generator_average is None:
+            return self.model(roll, onsets)
+        averaged = self.generator_average.averaged_state()
+        return torch.func.functional_call(self.model, averaged, (roll, onsets), strict=False)
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """The model's state to export: the generator's moving average in place of its
+        last weights when one is kept."""
+        state = dict(self.model.state_dict())
+        if self.generator_average is not None:
+            state.update(self.generator_average.averaged_state())
+        return state
 
     def classifier_parameters(self) -> list[torch.nn.Parameter]:
         """The instrument classifier's own weights (its convolutions and linear layer)."""

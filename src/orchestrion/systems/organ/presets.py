@@ -49,6 +49,7 @@ TRAINING_FIELDS = (
     "discriminator_adversarial_factor", "db_floor",
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
     "regime", "transfer_switch_fraction", "dropout", "lr_schedule", "lr_final_fraction",
+    "ema_decay",
 )
 """Fields of the losses, the optimiser, the chunks drawn and the generator's dropout rate, not
 of the weights: a model may be continued (``init_from``) under other values of these, with all
@@ -199,6 +200,11 @@ class OrganConfig:
         step to ``lr_final_fraction * learning_rate`` at the run's last step (``--max-steps``).
     lr_final_fraction : float
         The cosine schedule's last rate, as a fraction of `learning_rate`.
+    ema_decay : float
+        0 (default): the exported generator is the last weights. Otherwise training also
+        keeps an exponential moving average of the generator's weights with this decay
+        (e.g. 0.999, an average over about the last 1,000 steps); validation and the
+        exported model use the average.
     """
 
     # spectrogram
@@ -255,6 +261,7 @@ class OrganConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     lr_schedule: str = "constant"
     lr_final_fraction: float = 0.05
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.discriminator_layers is not None:
@@ -326,6 +333,9 @@ class OrganConfig:
         one_of("lr_schedule", LR_SCHEDULES)
         if not 0.0 <= self.lr_final_fraction <= 1.0:
             raise ConfigError(f"lr_final_fraction must be in [0, 1], got {self.lr_final_fraction!r}")
+        if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) \
+                or not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay!r}")
         one_of("gan_loss", GAN_LOSSES)
         one_of("classifier_input", CLASSIFIER_INPUTS)
         one_of("classifier_pooling", CLASSIFIER_POOLINGS)

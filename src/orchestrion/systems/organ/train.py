@@ -39,16 +39,21 @@ class TrainReport:
     metrics: dict[str, float]
 
 
+def _config_of(init_from: str | Path, values: dict[str, Any]) -> OrganConfig:
+    """The orGAN config an init-from model was saved with (ConfigError if it is none)."""
+    try:
+        return OrganConfig.from_dict(values)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"--init-from {init_from}: its config is not an orGAN config ({exc})") from None
+
+
 def _classifier_differs(init_from: str | Path, start: dict[str, Any], config: OrganConfig) -> bool:
     """Whether an init-from model's classifier has another shape than `config`'s.
 
     The losses and optimiser (`TRAINING_FIELDS`) may differ too; raises ConfigError naming
     the fields if it differs in anything else.
     """
-    try:
-        before = json.loads(json.dumps(OrganConfig.from_dict(start).to_dict()))
-    except (ConfigError, TypeError) as exc:
-        raise ConfigError(f"--init-from {init_from}: its config is not an orGAN config ({exc})") from None
+    before = json.loads(json.dumps(_config_of(init_from, start).to_dict()))
     wanted = json.loads(json.dumps(config.to_dict()))
     differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
     other = [k for k in differ if k not in CLASSIFIER_FIELDS + TRAINING_FIELDS]
@@ -77,7 +82,7 @@ def _check_resumed_mode(last: Path, classifier_only: bool) -> None:
 def train_render(
     data_dir: str | Path,
     out_dir: str | Path,
-    preset: str = "cpu",
+    preset: str | None = None,
     overrides: dict[str, Any] | None = None,
     max_steps: int = 20_000,
     max_minutes: float | None = None,
@@ -99,14 +104,20 @@ def train_render(
     `max_steps` counts generator batches; the run also stops after `max_minutes`. With
     `resume`, training continues from `<out_dir>/checkpoints/last.ckpt` (our own file).
     `init_from` starts a new run from an exported model's weights (e.g. the shipped
-    `render-cpu`, to keep training it on a new machine); its config must match.
+    `render-cpu`, to keep training it on a new machine). With no `preset`, the run's config
+    is that model's own with `overrides` applied; with one, the preset's must match it.
+    Without either, the preset is ``cpu``.
     `classifier_only` trains just the instrument classifier of the `init_from` model (the
     generator and patch discriminator are exported unchanged); `max_steps` then counts
     classifier batches.
     """
     if classifier_only and init_from is None and not resume:
         raise ConfigError("--classifier-only trains the classifier of an existing model: give --init-from MODEL")
-    config = get_preset(preset, **(overrides or {}))
+    start = load_checkpoint(init_from, SYSTEM) if init_from is not None else None
+    if start is not None and preset is None:
+        config = _config_of(init_from, start.config).replace(**(overrides or {}))
+    else:
+        config = get_preset(preset or "cpu", **(overrides or {}))
     out_dir = Path(out_dir)
     last = out_dir / "checkpoints" / "last.ckpt"
     if resume:  # before the pieces are loaded: a wrong resume fails at once
@@ -125,13 +136,14 @@ def train_render(
     valid_set = OrganChunks(valid_pieces, config, max_subset_size=max_subset, stride_s=config.chunk_s)
     module = OrganModule(config, total_steps=max_steps, label_counts=train_set.label_counts().tolist(),
                          n_chunks=len(train_set), classifier_only=classifier_only)
-    if init_from is not None:
-        start = load_checkpoint(init_from, SYSTEM)
+    if start is not None:
         fresh_classifier = _classifier_differs(init_from, start.config, config)
         if fresh_classifier:
             warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
                           "the classifier starts fresh", stacklevel=2)
         load_state_into(module.model, start, skip=CLASSIFIER_WEIGHTS if fresh_classifier else ())
+        if module.generator_average is not None:
+            module.generator_average.reset(module.model)
         history = start.history()
         started_from = f"`{start.path}` ({'; '.join(history)})" if history else f"`{start.path}`"
     else:
@@ -191,6 +203,8 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         + (" (the instrument classifier alone; the generator and patch discriminator as started from)"
            if module.classifier_only else ""),
         *([f"- started from: {started_from}"] if started_from else []),
+        *([f"- exported generator: the moving average of its weights (decay {config.ema_decay})"]
+          if module.generator_average is not None else []),
         f"- trained slots: {', '.join(trained)}",
         f"- training command: `{command}`",
         f"- data: `{data_dir}` ({train_pieces} training pieces, {valid_pieces} validation pieces)"
@@ -201,8 +215,7 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         *[f"- {name}: {value:.4f}" for name, value in sorted(metrics.items())],
         "",
     ])
-    state = {k: v for k, v in module.model.state_dict().items()}
-    return save_checkpoint(folder, SYSTEM, config.to_dict(), state, card)
+    return save_checkpoint(folder, SYSTEM, config.to_dict(), module.export_state(), card)
 
 
 def torch_threads(count: int | None) -> None:

@@ -425,6 +425,7 @@ def test_cli_render_renders_each_part_alone_unless_told_mix(checkpoint, tmp_path
         "no-model",
         "bad-suffix",
         "bad-rate",
+        "not-a-snapshot",
     ],
 )
 def test_cli_render_fails_cleanly(case, checkpoint, tmp_path):
@@ -451,6 +452,9 @@ def test_cli_render_fails_cleanly(case, checkpoint, tmp_path):
         )
     if case == "no-model":
         model = str(tmp_path / "nowhere")
+    if case == "not-a-snapshot":
+        model = str(inputs / "run.ckpt")
+        (inputs / "run.ckpt").write_bytes(b"not a lightning checkpoint")
     out_dir = tmp_path / "out"
     output = out_dir / ("x.mp4" if case == "bad-suffix" else "x.wav")
     extra = ["--sr", "100"] if case == "bad-rate" else []
@@ -466,6 +470,7 @@ def test_cli_render_fails_cleanly(case, checkpoint, tmp_path):
         "no-model": "nowhere",
         "bad-suffix": ".mp4",
         "bad-rate": "sample rate",
+        "not-a-snapshot": "not a training checkpoint",
     }[case]
     assert_clean_failure(result, out_dir, needle)
 
@@ -762,6 +767,24 @@ def test_cli_train_render_init_from_takes_the_models_own_config_under_the_overri
     other = runner.invoke(app, ["train", "render", "--data", str(tiny_dataset), "--out", str(tmp_path / "other"),
                                 "-q", "--max-steps", "1", "--preset", "cpu", "--init-from", str(checkpoint)])
     assert_clean_failure(other, tmp_path / "other", "differs", "base_width")
+
+
+def test_cli_train_render_keeps_snapshots_that_render_like_the_exported_model(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    result = _train_tiny(tiny_dataset, run, "--max-steps", "3", "--set", "learning_rate=1e-2",
+                         "--set", "ema_decay=0.9", "--keep-checkpoints", "--checkpoint-minutes", "1e-6")
+    assert result.exit_code == 0, result.output
+    kept = sorted((run / "checkpoints").glob("step-*.ckpt"))
+    assert [p.name for p in kept] == ["step-0000002.ckpt", "step-0000004.ckpt", "step-0000006.ckpt"]
+    midi = write_score(tmp_path / "duet.mid", make_score([(40, 67), (0, 48)], 1.0))
+    waves = []
+    for model in (run / "model", kept[-1], kept[0]):
+        out = tmp_path / f"{len(waves)}.wav"
+        rendered = runner.invoke(app, ["render", str(midi), "-o", str(out), "--model", str(model), "--iters", "2", "-q"])
+        assert rendered.exit_code == 0, rendered.output
+        waves.append(sf.read(out, dtype="float32")[0])
+    np.testing.assert_array_equal(waves[0], waves[1])  # the last snapshot is the exported model
+    assert np.abs(waves[0] - waves[2]).max() > 1e-3  # an earlier one is another model
 
 
 def test_cli_train_render_classifier_only_needs_a_model(tiny_dataset, tmp_path):

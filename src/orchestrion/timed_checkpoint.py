@@ -9,6 +9,7 @@ from until they ended. This callback checks the clock after every training batch
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,20 @@ from lightning.pytorch.callbacks import Callback
 class TimedCheckpoint(Callback):
     """Write `path` (a Lightning checkpoint: weights, optimisers, loop state) every `minutes`
     of training, at the end of training and when training fails; each write goes to a
-    temporary file renamed over `path`, so a kill mid-write leaves the previous one."""
+    temporary file renamed over `path`, so a kill mid-write leaves the previous one.
 
-    def __init__(self, path: str | Path, minutes: float) -> None:
+    With `keep`, every write also stays as ``step-NNNNNNN.ckpt`` beside `path` (a hard link
+    where the file system allows, else a copy), so a long run's snapshots can be compared
+    afterwards; NNNNNNN is Lightning's global step (each optimiser step counts)."""
+
+    def __init__(self, path: str | Path, minutes: float, keep: bool = False) -> None:
         super().__init__()
         if not minutes > 0:
             raise ValueError(f"checkpoint period must be positive, got {minutes!r} minutes")
         self.path = Path(path)
         self.seconds = float(minutes) * 60.0
         self.saves = 0
+        self.keep = keep
         self._last_time = time.monotonic()
         self._saved_step = -1
 
@@ -57,5 +63,16 @@ class TimedCheckpoint(Callback):
         trainer.save_checkpoint(partial)
         if trainer.is_global_zero:
             os.replace(partial, self.path)
+            if self.keep:
+                self._keep_copy(trainer.global_step)
         self._saved_step = trainer.global_step
         self.saves += 1
+
+    def _keep_copy(self, step: int) -> None:
+        kept = self.path.with_name(f"step-{step:07d}.ckpt")
+        if kept.exists():
+            kept.unlink()
+        try:
+            os.link(self.path, kept)  # last.ckpt is replaced by a new file next time, not rewritten
+        except OSError:
+            shutil.copyfile(self.path, kept)

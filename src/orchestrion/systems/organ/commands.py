@@ -24,7 +24,7 @@ DEFAULT_MODEL = (
 )
 
 ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="Shipped model name or checkpoint folder.")
+    str, typer.Option("--model", "-m", help="Shipped model name, model folder, or a training run's .ckpt.")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 PerTrackOpt = Annotated[
@@ -234,6 +234,11 @@ def register(
             bool,
             typer.Option("--classifier-only", help="Train only the --init-from model's instrument classifier (real chunks)."),
         ] = False,
+        keep_checkpoints: Annotated[
+            bool,
+            typer.Option("--keep-checkpoints", help="Keep every timed checkpoint as OUT/checkpoints/step-N.ckpt "
+                         "(render / evaluate --model take one)."),
+        ] = False,
         quiet: Quiet = False,
     ) -> None:
         """Train the orGAN render model on URMP-format data and export a checkpoint folder."""
@@ -279,6 +284,7 @@ def register(
                     progress=not quiet,
                     init_from=init_from,
                     classifier_only=classifier_only,
+                    keep_checkpoints=keep_checkpoints,
                 )
         finally:
             for logger, level in zip(loggers, levels, strict=True):

@@ -413,14 +413,20 @@ class RenderModel(nn.Module):
     def from_pretrained(
         cls, name_or_path: str | Path = DEFAULT_MODEL, deterministic: bool = True
     ) -> RenderModel:
-        """Load a render checkpoint: a folder path or a shipped model's name.
+        """Load a render checkpoint: a folder path, a shipped model's name, or a training
+        run's Lightning checkpoint (``.ckpt``: ``last.ckpt`` or a kept snapshot).
 
         Raises
         ------
         CheckpointError
             Missing, damaged, of another system, or weights that do not fit its config.
         """
-        checkpoint = load_checkpoint(name_or_path, system=SYSTEM)
+        if Path(name_or_path).suffix == ".ckpt":
+            from orchestrion.systems.organ.train import load_training_snapshot  # Lightning: only here
+
+            checkpoint = load_training_snapshot(name_or_path)
+        else:
+            checkpoint = load_checkpoint(name_or_path, system=SYSTEM)
         return cls.from_checkpoint(checkpoint, deterministic=deterministic)
 
     @classmethod

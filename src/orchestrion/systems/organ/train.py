@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import time
 import warnings
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import RichProgressBar
 from torch.utils.data import DataLoader, Subset
 
-from orchestrion.checkpoints import load_checkpoint, load_state_into, save_checkpoint
+from orchestrion.checkpoints import Checkpoint, CheckpointError, load_checkpoint, load_state_into, save_checkpoint
 from orchestrion.errors import ConfigError
 from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
@@ -98,6 +99,7 @@ def train_render(
     progress: bool = True,
     init_from: str | Path | None = None,
     classifier_only: bool = False,
+    keep_checkpoints: bool = False,
 ) -> TrainReport:
     """Train, checkpoint every `checkpoint_minutes` (and at the end), export safetensors.
 
@@ -153,7 +155,7 @@ def train_render(
     module.sampler = sampler
     train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
                               num_workers=num_workers, drop_last=True, persistent_workers=num_workers > 0)
-    callbacks: list = [TimedCheckpoint(last, checkpoint_minutes)]
+    callbacks: list = [TimedCheckpoint(last, checkpoint_minutes, keep=keep_checkpoints)]
     if progress:
         callbacks.append(RichProgressBar())
     steps_per_batch = module._steps_per_batch()
@@ -188,9 +190,6 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
     """
     config = module.config
     counts = module.model.parameter_counts()
-    vocabulary = InstrumentVocabulary.default()
-    label_counts = module.hparams.get("label_counts") or []
-    trained = [vocabulary[i].name for i, n in enumerate(label_counts) if n > 0]
     manifest = Path(data_dir) / "manifest.json"
     data_command = json.loads(manifest.read_text()).get("command", "") if manifest.is_file() else ""
     card = "\n".join([
@@ -205,7 +204,7 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         *([f"- started from: {started_from}"] if started_from else []),
         *([f"- exported generator: the moving average of its weights (decay {config.ema_decay})"]
           if module.generator_average is not None else []),
-        f"- trained slots: {', '.join(trained)}",
+        f"- trained slots: {', '.join(_trained_slot_names(module))}",
         f"- training command: `{command}`",
         f"- data: `{data_dir}` ({train_pieces} training pieces, {valid_pieces} validation pieces)"
         + (f", built with `{data_command}`" if data_command else ""),
@@ -216,6 +215,42 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         "",
     ])
     return save_checkpoint(folder, SYSTEM, config.to_dict(), module.export_state(), card)
+
+
+def _trained_slot_names(module: OrganModule) -> list[str]:
+    """The instrument slots the run's training chunks held."""
+    vocabulary = InstrumentVocabulary.default()
+    label_counts = module.hparams.get("label_counts") or []
+    return [vocabulary[i].name for i, n in enumerate(label_counts) if n > 0]
+
+
+def load_training_snapshot(path: str | Path) -> Checkpoint:
+    """A Lightning checkpoint of a `train render` run (``last.ckpt`` or a kept ``step-*.ckpt``)
+    as a model checkpoint, with the weights the run would export (the generator's moving
+    average when it kept one). Raises CheckpointError for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("no such training checkpoint", path)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        settings, state = saved["hyper_parameters"], saved["state_dict"]
+        config = OrganConfig.from_dict(settings["config"])
+        module = OrganModule(config, total_steps=settings.get("total_steps", 0),
+                             label_counts=settings.get("label_counts"), n_chunks=settings.get("n_chunks", 0),
+                             classifier_only=bool(settings.get("classifier_only", False)))
+        module.load_state_dict(state)
+    except (ConfigError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"not a training checkpoint of a render model ({first})", path) from None
+    steps = int(saved.get("global_step", 0)) // module._steps_per_batch()
+    card = "\n".join([
+        "# render model (orGAN), a training snapshot",
+        "",
+        f"- snapshot: `{path}` after {steps:,} steps",
+        f"- trained slots: {', '.join(_trained_slot_names(module))}",
+        "",
+    ])
+    return Checkpoint(path, SYSTEM, config.to_dict(), module.export_state(), card)
 
 
 def torch_threads(count: int | None) -> None:

@@ -569,7 +569,11 @@ def test_cli_train_render_runs_and_resumes(tiny_dataset, checkpoint, tmp_path):
     ).is_file()
     assert str(run / "model") in first.output
     before = _steps_in_card(run / "model")
-    resumed = runner.invoke(app, [*common, "--max-steps", "3", "--resume"])
+    for other in (["--set", "ema_decay=0.9"], ["--set", "base_width=8"]):  # another state layout, another model
+        refused = runner.invoke(app, [*common, "--max-steps", "3", "--resume", *other])
+        assert refused.exit_code == 1 and other[1].split("=")[0] in refused.output, refused.output
+        assert len(refused.output.strip().splitlines()) == 1
+    resumed = runner.invoke(app, [*common, "--max-steps", "3", "--resume", "--set", "learning_rate=1e-4"])
     assert resumed.exit_code == 0, resumed.output
     assert _steps_in_card(run / "model") > before == 2
     evaluated = runner.invoke(

@@ -70,14 +70,30 @@ def _valid_loader(dataset: OrganChunks, batch_size: int) -> DataLoader:
                       batch_size=batch_size, shuffle=False)
 
 
-def _check_resumed_mode(last: Path, classifier_only: bool) -> None:
-    """Refuse to resume a classifier-only run as a full one, or the reverse."""
+def _check_resumed_run(last: Path, classifier_only: bool, config: OrganConfig) -> None:
+    """Refuse to resume a run under another mode (classifier-only or not) or another model.
+
+    Losses and the optimiser (`TRAINING_FIELDS`) may change on resume, except turning the
+    generator's moving average on or off (it is part of the saved state).
+    """
     # mmap: only the pickled structure is read here; Lightning reads the weights when it resumes
     saved = torch.load(last, map_location="cpu", weights_only=False, mmap=True).get("hyper_parameters", {})
     trained_alone = bool(saved.get("classifier_only", False))
     if trained_alone != classifier_only:
         how = "with" if trained_alone else "without"
         raise ConfigError(f"--resume: {last} was trained {how} --classifier-only; resume it {how} the flag")
+    before = json.loads(json.dumps(saved.get("config", {})))
+    wanted = json.loads(json.dumps(config.to_dict()))
+
+    def refused(key: str) -> bool:
+        if key == "ema_decay":
+            return bool(before.get(key)) != bool(wanted.get(key))
+        return key not in TRAINING_FIELDS
+
+    differ = [k for k in sorted(set(before) | set(wanted)) if before.get(k) != wanted.get(k) and refused(k)]
+    if differ:
+        raise ConfigError(f"--resume: {last} was trained with other {', '.join(differ)}; "
+                          "resume with the run's own --preset, --init-from and --set values")
 
 
 def train_render(
@@ -125,7 +141,7 @@ def train_render(
     if resume:  # before the pieces are loaded: a wrong resume fails at once
         if not last.is_file():
             raise ConfigError(f"--resume: no checkpoint to resume from at {last}")
-        _check_resumed_mode(last, classifier_only)
+        _check_resumed_run(last, classifier_only, config)
     L.seed_everything(seed, workers=True)
     train_pieces = load_pieces(data_dir, config, split="train", limit=limit_pieces, progress=progress)
     try:

@@ -11,6 +11,7 @@ import numpy as np
 import pretty_midi
 import pytest
 import soundfile as sf
+from cli_checks import assert_clean_failure
 from typer.testing import CliRunner
 
 from orchestrion import __version__
@@ -28,18 +29,6 @@ def write_tone(path: Path, seconds: float = 1.0, sr: int = 16000, subtype: str =
     wave = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 660 * t)
     sf.write(path, wave.astype(np.float32), sr, subtype=subtype)
     return path
-
-
-def assert_clean_failure(result, out_dir: Path, *needles: str) -> None:
-    """Non-zero exit, one line naming the problem, no traceback, nothing left in out_dir."""
-    assert result.exit_code != 0
-    text = result.output.strip()
-    assert "Traceback" not in text
-    assert len(text.splitlines()) == 1, text
-    for needle in needles:
-        assert needle in text, text
-    leftovers = [p.name for p in out_dir.iterdir()] if out_dir.exists() else []
-    assert leftovers == [], leftovers
 
 
 def test_version_prints_package_version():

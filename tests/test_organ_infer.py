@@ -15,6 +15,7 @@ import pretty_midi
 import pytest
 import soundfile as sf
 import torch
+from cli_checks import assert_clean_failure
 from typer.testing import CliRunner
 
 from orchestrion.checkpoints import CheckpointError, save_checkpoint
@@ -92,18 +93,6 @@ def checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(
         folder, "render", config.to_dict(), network.state_dict(), "# tiny render model\n"
     )
-
-
-def assert_clean_failure(result, out_dir: Path, *needles: str) -> None:
-    """Exit 1, one line naming the problem, no traceback, nothing written in out_dir."""
-    assert result.exit_code == 1, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text
-    assert len(text.splitlines()) == 1, text
-    for needle in needles:
-        assert needle in text, text
-    leftovers = [p.name for p in out_dir.iterdir()] if out_dir.exists() else []
-    assert leftovers == [], leftovers
 
 
 # -- rendering -------------------------------------------------------------------------

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from orchestrion.audio.io import detune, load_audio, resample, save_audio, to_mono
+from orchestrion.audio.io import (
+    as_saved_wav,
+    detune,
+    load_audio,
+    resample,
+    save_audio,
+    to_mono,
+)
 from orchestrion.errors import (
     ConfigError,
     AudioReadError,
@@ -126,3 +133,18 @@ def test_detune_moves_the_pitch_and_length_by_the_same_factor(semitones):
     assert np.array_equal(detune(wave, 0.0), wave)
     with pytest.raises(ConfigError, match="finite"):
         detune(wave, float("nan"))
+
+
+@pytest.mark.parametrize("shape", [(4000,), (2, 4000)])
+def test_as_saved_wav_is_what_the_saved_wav_reads_back(tmp_path, shape):
+    rng = np.random.default_rng(0)
+    wave = (rng.standard_normal(shape) * 0.5).astype(np.float32)  # some samples beyond +-1
+    wave.flat[:3] = [1e-6, -3e-5, 2.0]
+    path = save_audio(tmp_path / "x.wav", wave, 16000)
+    read, _ = sf.read(path, dtype="float32")
+    expected = read if read.ndim == 1 else read.T
+    got = as_saved_wav(wave, 16000)
+    assert got.shape == wave.shape
+    np.testing.assert_array_equal(got, expected)
+    assert got.flat[0] == 0.0 and got.flat[2] <= 1.0  # below the 16-bit step; clipped
+    assert np.abs(got - np.clip(wave, -1, 1)).max() <= 1 / 32768 + 1e-7

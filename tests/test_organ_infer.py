@@ -506,6 +506,42 @@ def test_evaluate_render_on_a_tiny_dataset(tiny_model, tiny_dataset, tmp_path):
     assert "MS-SSIM" in text and "MR-STFT" in text and report.pieces[0].piece_id in text
 
 
+def test_evaluate_render_scores_the_wav_that_render_writes(
+    tiny_model, tiny_dataset, tmp_path, monkeypatch
+):
+    """The audio figures equal the protocol's on the files: AuMix vs the WAV `render` saves.
+
+    The render is made quiet (peaks of a few 16-bit steps), where the float audio and the
+    written file score far apart.
+    """
+    from dataclasses import replace
+
+    from orchestrion.audio.io import save_audio
+    from orchestrion.metrics import compare_files
+    from orchestrion.systems.organ import evaluate
+
+    renders = []
+
+    def quiet_render(*args, **kwargs):
+        result = render_score(*args, **kwargs)
+        quiet = result.audio * np.float32(4 / 32768 / max(np.abs(result.audio).max(), 1e-9))
+        renders.append(replace(result, audio=quiet))
+        return renders[-1]
+
+    monkeypatch.setattr(evaluate, "render_score", quiet_render)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = evaluate.evaluate_render(
+            tiny_model, tiny_dataset, split="test", max_chunks=2, n_iter=4
+        )
+    piece = report.pieces[0]
+    written = save_audio(tmp_path / "ours.wav", renders[0].audio, renders[0].sample_rate)
+    on_files = compare_files(next((tiny_dataset / piece.piece_id).glob("AuMix_*.wav")), written)
+    assert piece.comparison.mr_stft == pytest.approx(on_files.mr_stft, rel=1e-4)
+    assert piece.comparison.ms_ssim == pytest.approx(on_files.ms_ssim, abs=1e-4)
+    assert piece.comparison.lsd == pytest.approx(on_files.lsd, rel=1e-4)
+
+
 def test_evaluate_falls_back_to_valid_and_says_so(tiny_model, tiny_dataset, tmp_path):
     from orchestrion.systems.organ.evaluate import evaluate_render
 

@@ -5,6 +5,7 @@ Arrays at this edge are numpy float32, shaped (samples,) for mono or (channels, 
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -127,6 +128,21 @@ def save_audio(
     with atomic_output(path) as tmp:
         sf.write(str(tmp), frames, int(sample_rate), subtype=subtype, format=fmt)
     return path
+
+
+def as_saved_wav(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`wave` as a WAV written by :func:`save_audio` (clipped, 16-bit) reads back, float32.
+
+    Scores of what ``orchestrion render`` writes are taken on this, not on the float audio:
+    the 16-bit floor decides the log term of the MR-STFT distance in near-silent bins.
+    """
+    wave = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
+    check_finite(wave)
+    buffer = io.BytesIO()
+    sf.write(buffer, wave if wave.ndim == 1 else wave.T, int(sample_rate), format="WAV")
+    buffer.seek(0)
+    frames, _ = sf.read(buffer, dtype="float32")
+    return frames if frames.ndim == 1 else np.ascontiguousarray(frames.T)
 
 
 def _short(exc: Exception) -> str:

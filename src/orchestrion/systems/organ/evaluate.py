@@ -13,7 +13,9 @@ Two protocols, one report (:class:`RenderEvaluation`):
    *generated* chunks; the same classifier on the *real* chunks is reported on a line of
    its own. Without a classifier those figures are NaN.
 2. **Audio on whole pieces.** Each held-out piece's ``Sco_*.mid`` is rendered with
-   :func:`~.infer.render_score` and compared with the piece's ``AuMix`` (for our
+   :func:`~.infer.render_score`, taken as ``orchestrion render`` writes it (a 16-bit WAV,
+   :func:`~orchestrion.audio.io.as_saved_wav`, as the protocol's ``compare_audio.py`` reads
+   our file) and compared with the piece's ``AuMix`` (for our
    datasets: FluidSynth with the same SoundFont) by
    :func:`orchestrion.metrics.compare_audio`: MS-SSIM of dB images, MR-STFT distance,
    LSD; the mean over pieces is reported.
@@ -35,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from orchestrion.audio.io import resample
+from orchestrion.audio.io import as_saved_wav, resample
 from orchestrion.data.urmp import URMPDataset
 from orchestrion.errors import ConfigError
 from orchestrion.files import atomic_output
@@ -369,10 +371,11 @@ def evaluate_render(
             record.score_path, model, seed=seed, n_iter=n_iter, per_track=per_track,
             noise_subtraction=noise_subtraction, progress=progress,
         )
-        comparison = compare_audio(reference, result.audio, reference_rate, result.sample_rate)
+        audio = as_saved_wav(result.audio, result.sample_rate)  # what `render` writes
+        comparison = compare_audio(reference, audio, reference_rate, result.sample_rate)
         pieces.append(PieceScore(record.piece_id, comparison, result.warnings))
         if out_png is not None and png is None:
-            candidate = resample(result.audio, result.sample_rate, reference_rate)
+            candidate = resample(audio, result.sample_rate, reference_rate)
             png = save_comparison_png(
                 out_png, reference, candidate, reference_rate, title=record.piece_id
             )

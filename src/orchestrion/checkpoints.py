@@ -8,6 +8,7 @@ unpickles anything, and a checkpoint of another system is refused with a clear e
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ CONFIG_NAME = "config.json"
 CARD_NAME = "MODEL_CARD.md"
 FORMAT_VERSION = 1
 ASSETS_DIR = Path(__file__).resolve().parent / "assets" / "models"
+HISTORY_LINE = re.compile(r"- (trained|training command|started from)( \([^)]*\))?:")
+"""A card line on how its weights were made: "- trained:", "- training command (note):" ..."""
 
 
 class CheckpointError(OrchestrionError):
@@ -43,10 +46,16 @@ class Checkpoint:
     card: str
 
     def history(self) -> list[str]:
-        """How the model was made, from its card: the text of its "- trained:",
-        "- training command:" and "- started from:" lines, in order."""
-        return [line[2:] for line in self.card.splitlines()
-                if line.startswith(("- trained:", "- training command:", "- started from:"))]
+        """How the model was made, from its card's header (the lines before its first
+        section heading): the text of its "- trained:", "- training command:" and
+        "- started from:" lines (a note in brackets may precede the colon), in order. Older
+        weights' sections further down are left out."""
+        header = []
+        for index, line in enumerate(self.card.splitlines()):
+            if index > 0 and line.startswith("#"):
+                break
+            header.append(line)
+        return [line[2:] for line in header if HISTORY_LINE.match(line)]
 
 
 def save_checkpoint(

@@ -1,0 +1,41 @@
+"""Model folders: what a card's header says about how the weights were made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrion.checkpoints import Checkpoint
+
+CARD = """# render model (orGAN)
+
+- parameters: 10
+- trained (session 12): 104 minutes on two cores
+- trained slots: violin, viola
+- training command (its other settings are the start's): `orchestrion train render --seed 17`
+- started from: `render-cpu`
+
+## Evaluation
+- trained: a line inside a section is not the header
+
+# Previous shipped weights, kept for their history
+
+- trained: 480 steps, 20 minutes
+- training command: `orchestrion train render --seed 8`
+"""
+
+
+def test_history_reads_only_the_cards_header():
+    checkpoint = Checkpoint(Path("m"), "render", {}, {}, CARD)
+    assert checkpoint.history() == [
+        "trained (session 12): 104 minutes on two cores",
+        "training command (its other settings are the start's): `orchestrion train render --seed 17`",
+        "started from: `render-cpu`",
+    ]
+
+
+def test_history_of_a_card_without_sections_is_all_its_lines():
+    card = "# note model\n\n- trained: 5 steps\n- training command: `x`\n"
+    assert Checkpoint(Path("m"), "note", {}, {}, card).history() == [
+        "trained: 5 steps",
+        "training command: `x`",
+    ]

@@ -101,6 +101,20 @@ def load_audio(
     return wave, int(file_sr)
 
 
+def _frames_to_write(
+    wave: np.ndarray, path: str | Path | None = None, peak_normalize: bool = False
+) -> np.ndarray:
+    """(samples,) or (samples, channels) float32 as written: finite, clipped to [-1, 1]."""
+    wave = np.asarray(getattr(wave, "detach", lambda: wave)(), dtype=np.float32)
+    check_finite(wave, path)
+    if peak_normalize:
+        peak = float(np.abs(wave).max(initial=0.0))
+        if peak > 0:
+            wave = wave * (0.99 / peak)
+    wave = np.clip(wave, -1.0, 1.0)
+    return wave if wave.ndim == 1 else wave.T
+
+
 def save_audio(
     path: str | Path,
     wave: np.ndarray,
@@ -113,16 +127,7 @@ def save_audio(
     Samples are clipped to [-1, 1] (or peak-normalised to 0.99 if `peak_normalize`).
     Raises NonFiniteAudioError rather than writing NaN/inf.
     """
-    wave = np.asarray(getattr(wave, "detach", lambda: wave)(), dtype=np.float32)
-    if hasattr(wave, "numpy"):
-        wave = wave.numpy()
-    check_finite(wave, path)
-    if peak_normalize:
-        peak = float(np.abs(wave).max(initial=0.0))
-        if peak > 0:
-            wave = wave * (0.99 / peak)
-    wave = np.clip(wave, -1.0, 1.0)
-    frames = wave if wave.ndim == 1 else wave.T
+    frames = _frames_to_write(wave, path, peak_normalize)
     path = Path(path)
     fmt = {".aif": "AIFF", ".aiff": "AIFF"}.get(path.suffix.lower())
     with atomic_output(path) as tmp:
@@ -136,10 +141,8 @@ def as_saved_wav(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     Scores of what ``orchestrion render`` writes are taken on this, not on the float audio:
     the 16-bit floor decides the log term of the MR-STFT distance in near-silent bins.
     """
-    wave = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
-    check_finite(wave)
     buffer = io.BytesIO()
-    sf.write(buffer, wave if wave.ndim == 1 else wave.T, int(sample_rate), format="WAV")
+    sf.write(buffer, _frames_to_write(wave), int(sample_rate), format="WAV")
     buffer.seek(0)
     frames, _ = sf.read(buffer, dtype="float32")
     return frames if frames.ndim == 1 else np.ascontiguousarray(frames.T)

@@ -74,6 +74,7 @@ import torch  # noqa: E402
 from orchestrion.checkpoints import CheckpointError  # noqa: E402
 from orchestrion.systems.organ import get_preset  # noqa: E402
 from orchestrion.systems.organ.infer import DEFAULT_MODEL, RenderModel, render_score  # noqa: E402
+from orchestrion.systems.organ.model import OrganModel  # noqa: E402
 
 
 def make_score(seconds: float, eight_parts: bool = False) -> pretty_midi.PrettyMIDI:
@@ -190,7 +191,8 @@ def main() -> None:
     print(f"orGAN render benchmark: {what}")
     print(
         f"  {config.sample_rate} Hz, n_fft {config.n_fft}, hop {config.hop_length}, "
-        f"{model.network.parameter_counts()['generator']:,} generator parameters, "
+        f"{OrganModel.from_config(config).parameter_counts()['generator']:,} generator "
+        "parameters as trained, "
         f"{ARGS.threads} torch threads, load average {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} cores"
     )

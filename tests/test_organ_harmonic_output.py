@@ -68,7 +68,8 @@ def test_output_adds_energy_only_at_the_sounding_slots_partials() -> None:
 
 
 def test_output_over_sounding_pairs_equals_the_sum_over_every_slot() -> None:
-    """The forward runs only the (item, slot) pairs with notes; it must equal the dense sum."""
+    """The forward runs only the (item, slot) pairs with notes, and reads only the gain images
+    of slots that sound; it must equal the dense sum."""
     head = HarmonicOutput(SR, N_FFT)
     torch.manual_seed(0)
     roll = torch.zeros(3, 16, 128, 12)
@@ -85,6 +86,11 @@ def test_output_over_sounding_pairs_equals_the_sum_over_every_slot() -> None:
     out.sum().backward()
     dense.sum().backward()
     torch.testing.assert_close(gains.grad, dense_gains.grad)
+    # the gain images of some slots only, in any order: image k belongs to slot some[k]
+    some = torch.tensor([5, 2])
+    torch.testing.assert_close(head(free, gains.detach()[:, some], roll, some), out.detach())
+    with pytest.raises(ConfigError, match="no gain image"):
+        head(free, gains.detach()[:, [2]], roll, torch.tensor([2]))  # slot 5 sounds too
 
 
 def test_harmonic_prior_model_renders_and_its_gain_channels_learn() -> None:
@@ -101,3 +107,20 @@ def test_harmonic_prior_model_renders_and_its_gain_channels_learn() -> None:
     assert gain_grads[:, 4].abs().sum() > 0 and gain_grads[:, 7].abs().sum() == 0
     with pytest.raises(ConfigError, match="output_prior"):
         get_preset("cpu", output_prior="partials")
+
+
+def test_generator_computes_only_the_gain_images_asked_for() -> None:
+    torch.manual_seed(0)
+    config = get_preset("cpu", base_width=4, discriminator_width=0.125, output_prior="harmonic")
+    model = OrganModel(config).eval()
+    roll = torch.zeros(2, 16, 128, 16)
+    roll[0, 3, 50, 2:12] = 0.9
+    roll[1, 9, 70, :] = 0.6
+    with torch.no_grad():
+        condition = model.condition(roll)
+        full = model.generator(condition)
+        some = model.generator(condition, extra=torch.tensor([9, 3]))
+        torch.testing.assert_close(some, full[:, [0, 10, 4]])
+        # the model asks for the sounding slots only, and renders what the dense head gives
+        dense = model.harmonic_output(full[:, :1], full[:, 1:], roll)
+        torch.testing.assert_close(model(roll), dense)

@@ -4,6 +4,7 @@ commands on real files (tiny randomly initialised models, a tiny built dataset).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -23,18 +24,16 @@ from orchestrion.cli import app
 from orchestrion.errors import EmptyScoreError, MidiReadError
 from orchestrion.symbolic import DrumTrackWarning, InstrumentVocabulary, score_to_pianoroll
 from orchestrion.systems.organ import get_preset
-from orchestrion.systems.organ.infer import (
-    RenderModel,
+from orchestrion.systems.organ.infer import RenderModel, render_score
+from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, OrganModel
+from orchestrion.systems.organ.presets import OrganConfig
+from orchestrion.systems.organ.tracks import (
     RenderWarning,
     StreamingRoll,
-    WindowPlan,
-    griffin_lim_blocks,
-    render_score,
     substitute_slot,
     trained_slots_of,
 )
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
-from orchestrion.systems.organ.presets import OrganConfig
+from orchestrion.systems.organ.windows import WindowPlan, griffin_lim_blocks
 
 SR, HOP = 16000, 256
 FRAME_RATE = SR / HOP
@@ -841,3 +840,21 @@ def test_load_state_into_skips_only_the_named_weights(checkpoint):
     wider = OrganModel.from_config(get_preset("cpu", base_width=8, discriminator_width=0.125))  # the generator differs: still an error
     with pytest.raises(CheckpointError, match="do not fit"):
         load_state_into(wider, start, skip=skip)
+
+
+def test_inference_model_renders_what_the_trained_network_renders() -> None:
+    """RenderModel folds the BatchNorms and lays the weights out channels-last: same output."""
+    torch.manual_seed(3)
+    network = OrganModel.from_config(tiny_config(output_prior="harmonic"))
+    for norm in (m for m in network.generator.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        norm.running_mean.uniform_(-0.5, 0.5)
+        norm.running_var.uniform_(0.5, 2.0)
+    trained = copy.deepcopy(network).eval()
+    trained.set_inference_dropout(False)
+    model = RenderModel(network)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.network.generator.modules())
+    roll = torch.zeros(2, 16, 128, 40)
+    roll[0, 2, 60, 3:30] = 0.8
+    roll[1, 9, 48, 10:] = 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(model(roll), trained(roll), atol=1e-4, rtol=1e-4)

@@ -238,6 +238,21 @@ def test_learned_harmonic_encoding_starts_at_the_templates_and_trains() -> None:
     assert model.encoding.refined.grad is not None and model.encoding.refined.grad.abs().sum() > 0
 
 
+def test_harmonic_encoding_of_the_sounding_lanes_equals_the_dense_product() -> None:
+    """Only the (item, slot) lanes with notes are multiplied; silent ones must come out zero."""
+    encoding = build_encoding("harmonic", sample_rate=16_000, n_fft=1024, learned=True)
+    roll = torch.zeros(3, 16, 128, 6)
+    roll[0, 1, 60, 1:4] = 0.5
+    roll[2, 7, 40, :] = 1.0  # item 1 is silent throughout
+    matrix = encoding.pitch_to_bin_matrix()
+    dense = torch.matmul(matrix.t(), roll.clamp(0, 1))
+    image = encoding(roll)
+    torch.testing.assert_close(image, dense)
+    assert image[1].abs().sum() == 0 and image[0, 7].abs().sum() == 0
+    (image * torch.randn_like(image)).sum().backward()
+    assert encoding.refined.grad is not None and encoding.refined.grad[60].abs().sum() > 0
+
+
 def test_encodings_reject_bad_rolls_and_names() -> None:
     encoding = build_encoding("harmonic", sample_rate=16_000, n_fft=1024)
     with pytest.raises(ConfigError):

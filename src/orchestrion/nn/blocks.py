@@ -5,12 +5,15 @@
   1 stays 1), the extra padding going to the end when the total is odd.
 * :class:`NoiseDropout` — dropout that can stay active in ``eval()`` mode, the noise
   source of pix2pix-style generators that take no latent vector.
+* :func:`fold_batch_norm` — a convolution followed by a BatchNorm in eval mode, as one
+  convolution (inference only: one pass over the activations fewer).
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -44,12 +47,18 @@ class SameConv2d(nn.Conv2d):
             in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, live: Tensor | None = None) -> Tensor:
+        """`live` (int indices) names the input channels that are not all zero, if known:
+        only they are convolved (the same result, for fewer operations)."""
+        weight = self.weight
+        if live is not None:
+            x = x[:, live].contiguous(memory_format=torch.channels_last)
+            weight = weight[:, live]
         top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
         left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
         if top == bottom and left == right:
-            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left))
-        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride)
+            return F.conv2d(x, weight, self.bias, self.stride, (top, left))
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, self.bias, self.stride)
 
 
 class NoiseDropout(nn.Module):
@@ -88,3 +97,30 @@ def set_inference_dropout(module: nn.Module, active: bool) -> None:
     for child in module.modules():
         if isinstance(child, NoiseDropout):
             child.active_at_inference = bool(active)
+
+
+@torch.no_grad()
+def fold_batch_norm(conv: nn.Conv2d | nn.ConvTranspose2d, norm: nn.BatchNorm2d) -> None:
+    """Fold `norm`'s running statistics and affine map into `conv`, in place (eval only).
+
+    Afterwards ``conv(x)`` gives what ``norm(conv(x))`` gave in eval mode, so `norm` must
+    no longer be applied: each output channel's weights are scaled by
+    ``gamma / sqrt(var + eps)`` and it gets the bias ``beta - mean * scale`` (plus the
+    scaled old bias).
+    """
+    if not isinstance(norm, nn.BatchNorm2d) or norm.running_var is None or norm.running_mean is None:
+        raise ConfigError("only a BatchNorm2d with running statistics can be folded")
+    if conv.groups != 1:
+        raise ConfigError("folding a BatchNorm into a grouped convolution is not supported")
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias
+    out_axis = 1 if isinstance(conv, nn.ConvTranspose2d) else 0
+    shape = [1] * conv.weight.dim()
+    shape[out_axis] = -1
+    conv.weight.mul_(scale.reshape(shape).to(conv.weight.dtype))
+    bias = shift if conv.bias is None else conv.bias * scale + shift
+    conv.bias = nn.Parameter(bias.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)

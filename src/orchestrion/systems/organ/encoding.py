@@ -288,9 +288,16 @@ class HarmonicRollEncoding(RollEncoding):
 
     def to_frequency(self, lanes: Tensor) -> Tensor:
         # einsum "bspt,pf->bsft" written as a broadcast matmul: (F, P) @ (B, S, P, T)
-        # yields (B, S, F, T) contiguous, with no permute/copy afterwards.
-        matrix = self.pitch_to_bin_matrix().to(lanes.dtype)
-        return torch.matmul(matrix.t(), lanes)
+        # yields (B, S, F, T) contiguous, with no permute/copy afterwards. Only the
+        # (item, slot) lanes that sound are multiplied: a chunk plays a few of the 16 slots,
+        # and a part rendered alone one.
+        matrix = self.pitch_to_bin_matrix().to(lanes.dtype).t()
+        sounding = lanes.flatten(-2).ne(0).any(dim=-1)
+        if bool(sounding.all()):
+            return torch.matmul(matrix, lanes)
+        image = lanes.new_zeros(*lanes.shape[:-2], matrix.shape[0], lanes.shape[-1])
+        image[sounding] = torch.matmul(matrix, lanes[sounding])
+        return image
 
 
 def build_encoding(

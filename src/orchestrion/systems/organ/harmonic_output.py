@@ -79,7 +79,9 @@ class HarmonicOutput(nn.Module):
 
     Shapes
     ------
-    forward(free, log_gains, roll): (B, 1, F, T), (B, S, F, T), (B, S, 128, T) -> (B, 1, F, T)
+    forward(free, log_gains, roll[, gain_slots]): (B, 1, F, T), (B, K, F, T), (B, S, 128, T)
+    [, (K,)] -> (B, 1, F, T); gain image k belongs to slot ``gain_slots[k]`` (default: K = S,
+    one per slot in order).
     """
 
     lobes: Tensor
@@ -93,8 +95,13 @@ class HarmonicOutput(nn.Module):
         active = (roll > 0).to(self.lobes.dtype)
         return torch.matmul(self.lobes.t(), active)
 
-    def forward(self, free: Tensor, log_gains: Tensor, roll: Tensor) -> Tensor:
-        expected = (*roll.shape[:2], self.lobes.shape[1], roll.shape[-1])
+    def forward(
+        self, free: Tensor, log_gains: Tensor, roll: Tensor, gain_slots: Tensor | None = None
+    ) -> Tensor:
+        n_slots = roll.shape[1]
+        if gain_slots is None:
+            gain_slots = torch.arange(n_slots, device=roll.device)
+        expected = (roll.shape[0], len(gain_slots), self.lobes.shape[1], roll.shape[-1])
         if tuple(log_gains.shape) != expected or free.shape[-2:] != log_gains.shape[-2:]:
             raise ConfigError(
                 f"the harmonic output needs one gain image per slot, {expected}; "
@@ -102,8 +109,13 @@ class HarmonicOutput(nn.Module):
             )
         # only the (item, slot) pairs that play a note: a chunk sounds a few of the 16 slots
         items, slots = (roll > 0).flatten(2).any(dim=-1).nonzero(as_tuple=True)
+        channel_of_slot = torch.full((n_slots,), -1, dtype=torch.long, device=roll.device)
+        channel_of_slot[gain_slots] = torch.arange(len(gain_slots), device=roll.device)
+        channels = channel_of_slot[slots]
+        if bool((channels < 0).any()):
+            raise ConfigError("a slot that sounds has no gain image among gain_slots")
         partials = self.templates(roll[items, slots])
-        gains = torch.exp(log_gains[items, slots].clamp(max=MAX_LOG_GAIN))
+        gains = torch.exp(log_gains[items, channels].clamp(max=MAX_LOG_GAIN))
         power = free.new_zeros(free.shape[0], *free.shape[-2:]).index_add(0, items, partials * gains)
         return free + torch.log1p(power.unsqueeze(1) * torch.exp(-free))
 

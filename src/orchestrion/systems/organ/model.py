@@ -74,10 +74,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orchestrion.audio.phase import spectral_convergence
-from orchestrion.metrics.audio import MR_STFT_LOG_EPS
 from orchestrion.errors import ConfigError
+from orchestrion.metrics.audio import MR_STFT_LOG_EPS
 from orchestrion.nn.adversarial import AdversarialLoss, WeightedMultiHotBCE
-from orchestrion.nn.blocks import NoiseDropout, SameConv2d, set_inference_dropout
+from orchestrion.nn.blocks import (
+    NoiseDropout,
+    SameConv2d,
+    fold_batch_norm,
+    set_inference_dropout,
+)
 from orchestrion.nn.msssim import MSSSIMLoss
 from orchestrion.systems.organ.encoding import RollEncoding, build_encoding
 from orchestrion.systems.organ.harmonic_output import HarmonicOutput
@@ -156,8 +161,9 @@ class _Down(nn.Module):
         self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
         self.act = nn.LeakyReLU(NEGATIVE_SLOPE)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.norm(self.conv(x)))
+    def forward(self, x: Tensor, live: Tensor | None = None) -> Tensor:
+        """`live`: the input channels that are not all zero, if known (see SameConv2d)."""
+        return self.act(self.norm(self.conv(x, live)))
 
 
 class _Up(nn.Module):
@@ -251,13 +257,38 @@ class Generator(nn.Module):
             self.decoder_widths[-1], 1 + self.extra_outputs, kernel_size=2, stride=1
         )
         self.output_activation = _output_activation(output_activation)
+        self.batch_norms_folded = False
+
+    def fold_batch_norms(self) -> Generator:
+        """Fold every BatchNorm into the convolution before it: the same outputs in eval mode,
+        one pass over the activations fewer per layer. Inference only: the generator cannot
+        be trained afterwards."""
+        if self.training:
+            raise ConfigError("fold the generator's BatchNorms in eval mode only")
+        for block in (*self.encoder, *self.decoder):
+            if isinstance(block.norm, nn.BatchNorm2d):
+                fold_batch_norm(block.conv, block.norm)
+                block.norm = nn.Identity()
+        self.batch_norms_folded = True
+        return self
+
+    def train(self, mode: bool = True) -> Generator:
+        if mode and self.batch_norms_folded:
+            raise ConfigError(
+                "this generator's BatchNorms were folded for inference; it cannot be trained"
+            )
+        return super().train(mode)
 
     def grid_size(self, n_bins: int, n_frames: int) -> tuple[int, int]:
         """(rows, frames) of the padded grid the U-Net works on for an (n_bins, n_frames) output."""
         return padded_length(max(n_bins - 1, 1), self.depth), padded_length(n_frames, self.depth)
 
-    def forward(self, image: Tensor) -> Tensor:
-        """Encoded roll (B, C, F, T) -> log-power spectrogram (B, 1, F, T) [+ extra outputs]."""
+    def forward(self, image: Tensor, extra: Tensor | None = None) -> Tensor:
+        """Encoded roll (B, C, F, T) -> log-power spectrogram (B, 1, F, T) [+ extra outputs].
+
+        `extra` (int indices) picks the extra output channels to compute, in that order;
+        default all. The harmonic output reads only the slots that sound.
+        """
         if image.dim() != 4:
             raise ConfigError(
                 "the generator takes an encoded roll (batch, channels, bins, frames), "
@@ -269,10 +300,13 @@ class Generator(nn.Module):
         x = F.pad(x, (0, grid_frames - n_frames, 0, grid_rows - x.shape[-2]))
         # channels-last: oneDNN's convolutions run 2-3x faster on CPU in this layout
         x = x.contiguous(memory_format=torch.channels_last)
-        skips = []
-        for down in self.encoder:
-            x = down(x)
-            skips.append(x)
+        # a part rendered alone, or a chunk of a few instruments, lights a few slot channels
+        live = image.flatten(2).ne(0).any(dim=-1).any(dim=0)
+        live[0] |= not bool(live.any())  # an empty roll still convolves one (zero) channel
+        skips = [self.encoder[0](x, None if bool(live.all()) else live.nonzero().flatten())]
+        for down in self.encoder[1:]:
+            skips.append(down(skips[-1]))
+        x = skips[-1]
         skips.pop()  # the bottleneck itself
         for j, up in enumerate(self.decoder):
             x = up(x)
@@ -281,7 +315,13 @@ class Generator(nn.Module):
                 x = torch.cat([x[..., : skip.shape[-2], : skip.shape[-1]], skip], dim=1)
             else:
                 x = x[..., :grid_rows, :grid_frames]
-        x = self.head(x)[..., :n_bins, :n_frames]
+        if extra is None or not self.extra_outputs:
+            x = self.head(x)
+        else:
+            keep = torch.cat([extra.new_zeros(1), extra.to(torch.long) + 1])
+            bias = None if self.head.bias is None else self.head.bias[keep]
+            x = F.conv_transpose2d(x, self.head.weight[:, keep], bias)
+        x = x[..., :n_bins, :n_frames]
         spectrogram = self.output_activation(x[:, :1])
         if not self.extra_outputs:
             return spectrogram
@@ -520,10 +560,12 @@ class OrganModel(nn.Module):
 
         (B, C, n_bins, T), (B, S, 128, T) -> log-power (B, 1, n_bins, T).
         """
-        out = self.generator(condition)
         if self.harmonic_output is None:
-            return out
-        return self.harmonic_output(out[:, :1], out[:, 1:], roll)
+            return self.generator(condition)
+        # the gain images of the slots that sound somewhere in the batch, the only ones read
+        sounding = (roll > 0).flatten(2).any(dim=-1).any(dim=0).nonzero().flatten()
+        out = self.generator(condition, extra=sounding)
+        return self.harmonic_output(out[:, :1], out[:, 1:], roll, sounding)
 
     def forward(self, roll: Tensor, onsets: Tensor | None = None) -> Tensor:
         """Render a roll (B, S, 128, T) to a log-power spectrogram (B, 1, n_bins, T)."""

@@ -858,3 +858,7 @@ def test_inference_model_renders_what_the_trained_network_renders() -> None:
     roll[1, 9, 48, 10:] = 0.5
     with torch.no_grad():
         torch.testing.assert_close(model(roll), trained(roll), atol=1e-4, rtol=1e-4)
+    # render_score given a network to keep training renders with a folded copy of it
+    render_score(make_score([(41, 60)], 1.0), trained, n_iter=0)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trained.generator.modules())
+    trained.train()

@@ -50,6 +50,7 @@ is empty are then exactly silent and are not run at all.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import threading
@@ -203,7 +204,9 @@ class RenderModel(nn.Module):
     Parameters
     ----------
     network : OrganModel
-        The trained (or freshly initialised) network.
+        The trained (or freshly initialised) network. It is changed in place for inference
+        (BatchNorms folded into the convolutions, dropout seeded): pass a copy of a network
+        that is still to be trained.
     trained_slots : sequence of int, optional
         Slot indices the model learned; default the 13 URMP slots.
     card : str
@@ -352,11 +355,11 @@ class RenderModel(nn.Module):
         return self._noise_cache[key]
 
 
-def _as_render_model(model: RenderModel | str | Path) -> RenderModel:
+def _as_render_model(model: RenderModel | OrganModel | str | Path) -> RenderModel:
     if isinstance(model, RenderModel):
         return model
-    if isinstance(model, OrganModel):
-        return RenderModel(model)
+    if isinstance(model, OrganModel):  # a copy: RenderModel folds its network for inference
+        return RenderModel(copy.deepcopy(model))
     if isinstance(model, (str, Path)):
         return RenderModel.from_pretrained(model)
     raise ConfigError(f"expected a RenderModel or a model name/folder, got {type(model).__name__}")

@@ -320,7 +320,10 @@ class Generator(nn.Module):
         else:
             keep = torch.cat([extra.new_zeros(1), extra.to(torch.long) + 1])
             bias = None if self.head.bias is None else self.head.bias[keep]
-            x = F.conv_transpose2d(x, self.head.weight[:, keep], bias)
+            head = self.head
+            x = F.conv_transpose2d(
+                x, head.weight[:, keep], bias, head.stride, head.padding, head.output_padding
+            )
         x = x[..., :n_bins, :n_frames]
         spectrogram = self.output_activation(x[:, :1])
         if not self.extra_outputs:

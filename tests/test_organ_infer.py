@@ -402,6 +402,21 @@ def test_cli_render_renders_each_part_alone_unless_told_mix(checkpoint, tmp_path
     np.testing.assert_allclose(direct.audio, waves["--per-track"], atol=2 * lsb)  # the API's default too
 
 
+def test_cli_render_normalize_scales_the_model_level_to_full_scale(checkpoint, tmp_path):
+    midi = write_score(tmp_path / "solo.mid", make_score([(40, 67)], 1.5))
+    waves = {}
+    for flag in ("--model-level", "--normalize"):
+        out = tmp_path / f"{flag.strip('-')}.wav"
+        args = ["render", str(midi), "-o", str(out), "--model", str(checkpoint), "--iters", "2"]
+        result = runner.invoke(app, [*args, "-q", flag])
+        assert result.exit_code == 0, result.output
+        waves[flag] = sf.read(out, dtype="float32")[0]
+    level, loud = waves["--model-level"], waves["--normalize"]
+    assert np.abs(loud).max() == pytest.approx(0.99, abs=2.0**-15)
+    scale = 0.99 / np.abs(level).max()
+    np.testing.assert_allclose(loud, level * scale, atol=2 * (scale + 1) * 2.0**-15)  # 16-bit steps
+
+
 @pytest.mark.parametrize(
     "case",
     [

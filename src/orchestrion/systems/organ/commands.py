@@ -111,6 +111,15 @@ def register(
         ] = 0,
         noise_subtraction: NoiseSubtractionOpt = False,
         deterministic: DeterministicOpt = True,
+        normalize: Annotated[
+            bool,
+            typer.Option(
+                "--normalize/--model-level",
+                help="Scale the audio so its peak is 0.99 of full scale, or keep the model's "
+                "own level, which follows the score's dynamics (default; about -21 dBFS "
+                "for the bundled example).",
+            ),
+        ] = False,
         quiet: Quiet = False,
     ) -> None:
         """Render SCORE to audio with the orGAN model (score -> spectrogram -> Griffin-Lim)."""
@@ -138,7 +147,7 @@ def register(
                 noise_subtraction=noise_subtraction,
                 progress=not quiet and sys.stderr.isatty(),
             )
-        save_audio(output, result.audio, result.sample_rate)
+        save_audio(output, result.audio, result.sample_rate, peak_normalize=normalize)
         for message in result.warnings:
             _err(f"warning: {message}")
         print(f"wrote {output}: {result.duration_s:.2f} s at {result.sample_rate} Hz")

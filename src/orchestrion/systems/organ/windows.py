@@ -36,7 +36,7 @@ Threads: window batches run on ``workers`` Python threads, each with single-thre
 torch kernels (like our Griffin-Lim), which keeps working when other processes share
 the cores, where torch's OpenMP pool spin-waits (measured at load 5 on 2 cores: 2 OpenMP
 threads 2x slower than 1). Dropout masks come from a generator seeded per window batch
-(:class:`SeededNoiseDropout`), so the audio depends on `seed`, not on the threads.
+(``infer.SeededNoiseDropout``), so the audio depends on `seed`, not on the threads.
 
 Phase blocks
 ------------

@@ -292,7 +292,7 @@ class HarmonicRollEncoding(RollEncoding):
         # (item, slot) lanes that sound are multiplied: a chunk plays a few of the 16 slots,
         # and a part rendered alone one.
         matrix = self.pitch_to_bin_matrix().to(lanes.dtype).t()
-        sounding = lanes.flatten(-2).ne(0).any(dim=-1)
+        sounding = lanes.flatten(-2).any(dim=-1)
         if bool(sounding.all()):
             return torch.matmul(matrix, lanes)
         image = lanes.new_zeros(*lanes.shape[:-2], matrix.shape[0], lanes.shape[-1])

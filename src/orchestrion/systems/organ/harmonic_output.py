@@ -98,10 +98,8 @@ class HarmonicOutput(nn.Module):
     def forward(
         self, free: Tensor, log_gains: Tensor, roll: Tensor, gain_slots: Tensor | None = None
     ) -> Tensor:
-        n_slots = roll.shape[1]
-        if gain_slots is None:
-            gain_slots = torch.arange(n_slots, device=roll.device)
-        expected = (roll.shape[0], len(gain_slots), self.lobes.shape[1], roll.shape[-1])
+        n_gains = roll.shape[1] if gain_slots is None else len(gain_slots)
+        expected = (roll.shape[0], n_gains, self.lobes.shape[1], roll.shape[-1])
         if tuple(log_gains.shape) != expected or free.shape[-2:] != log_gains.shape[-2:]:
             raise ConfigError(
                 f"the harmonic output needs one gain image per slot, {expected}; "
@@ -109,11 +107,13 @@ class HarmonicOutput(nn.Module):
             )
         # only the (item, slot) pairs that play a note: a chunk sounds a few of the 16 slots
         items, slots = (roll > 0).flatten(2).any(dim=-1).nonzero(as_tuple=True)
-        channel_of_slot = torch.full((n_slots,), -1, dtype=torch.long, device=roll.device)
-        channel_of_slot[gain_slots] = torch.arange(len(gain_slots), device=roll.device)
-        channels = channel_of_slot[slots]
-        if bool((channels < 0).any()):
-            raise ConfigError("a slot that sounds has no gain image among gain_slots")
+        channels = slots
+        if gain_slots is not None:  # gain image k is slot gain_slots[k]'s
+            channel_of_slot = torch.full((roll.shape[1],), -1, dtype=torch.long, device=roll.device)
+            channel_of_slot[gain_slots] = torch.arange(n_gains, device=roll.device)
+            channels = channel_of_slot[slots]
+            if bool((channels < 0).any()):
+                raise ConfigError("a slot that sounds has no gain image among gain_slots")
         partials = self.templates(roll[items, slots])
         gains = torch.exp(log_gains[items, channels].clamp(max=MAX_LOG_GAIN))
         power = free.new_zeros(free.shape[0], *free.shape[-2:]).index_add(0, items, partials * gains)

@@ -14,11 +14,12 @@ Pipeline (:func:`render_score`)
    frames per second, ``mode="velocity"``, with onsets; the model is called as
    ``model(roll, onsets if config.onset_channels else None)``. It is rasterised one
    stretch of windows at a time (:class:`StreamingRoll`), so it never exists whole.
-3. **Generator, window by window** (:mod:`orchestrion.systems.organ.windows`), each window's log-power turned into a
-   magnitude with the training target's inverse (the input gain divided back out), the
-   windows cross-faded. Windows where a part has no note are silent for it and not run.
-   The seed's noise subtraction (the empty-roll magnitude subtracted, clamped at 0) is
-   available (``noise_subtraction=True``) but off: it measured worse.
+3. **Generator, window by window** (:mod:`orchestrion.systems.organ.windows`), each
+   window's log-power turned into a magnitude with the training target's inverse (the
+   input gain divided back out), the windows cross-faded. Windows where a part has no note
+   are silent for it and not run. The seed's noise subtraction (the empty-roll magnitude
+   subtracted, clamped at 0) is available (``noise_subtraction=True``) but off: it
+   measured worse.
 4. **Phase** by our Fast Griffin-Lim (:func:`~orchestrion.audio.phase.griffin_lim`), in
    overlapping blocks of ~30 s (``windows.griffin_lim_blocks``), then resampling if asked.
 

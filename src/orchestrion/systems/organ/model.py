@@ -301,9 +301,9 @@ class Generator(nn.Module):
         # channels-last: oneDNN's convolutions run 2-3x faster on CPU in this layout
         x = x.contiguous(memory_format=torch.channels_last)
         # a part rendered alone, or a chunk of a few instruments, lights a few slot channels
-        live = image.flatten(2).ne(0).any(dim=-1).any(dim=0)
-        live[0] |= not bool(live.any())  # an empty roll still convolves one (zero) channel
-        skips = [self.encoder[0](x, None if bool(live.all()) else live.nonzero().flatten())]
+        live = image.flatten(2).any(dim=-1).any(dim=0)
+        every_or_none = bool(live.all()) or not bool(live.any())  # an empty roll: all, as before
+        skips = [self.encoder[0](x, None if every_or_none else live.nonzero().flatten())]
         for down in self.encoder[1:]:
             skips.append(down(skips[-1]))
         x = skips[-1]

@@ -124,3 +124,34 @@ def test_generator_computes_only_the_gain_images_asked_for() -> None:
         # the model asks for the sounding slots only, and renders what the dense head gives
         dense = model.harmonic_output(full[:, :1], full[:, 1:], roll)
         torch.testing.assert_close(model(roll), dense)
+
+
+def test_learned_lobes_start_at_the_analytic_ones_and_learn_each_slot_apart() -> None:
+    analytic = HarmonicOutput(SR, N_FFT)
+    learned = HarmonicOutput(SR, N_FFT, n_slots=16, learned=True)
+    torch.manual_seed(0)
+    roll = torch.zeros(2, 16, 128, 8)
+    roll[0, 2, A4, 1:6] = 0.7
+    roll[1, 5, A4, :] = 0.5  # the same key on another slot
+    free = torch.rand(2, 1, 513, 8)
+    gains = torch.randn(2, 16, 513, 8)
+    torch.testing.assert_close(learned(free, gains, roll), analytic(free, gains, roll))
+    learned(free, gains, roll).sum().backward()
+    assert learned.lobe_corrections.shape == (16, int((analytic.lobes > 0).sum()))  # cells within reach
+    grad = learned.on_grid(learned.lobe_corrections.grad)
+    reach = analytic.lobes[A4] > 0
+    assert grad[2, A4][reach].abs().min() > 0 and grad[5, A4][reach].abs().min() > 0
+    assert grad[2, A4][~reach].abs().sum() == 0  # between partials the matrix stays 0
+    assert grad[[0, 1, 3, 4, 6]].abs().sum() == 0 and grad[2, A4 + 1].abs().sum() == 0
+    with torch.no_grad():  # a louder slot 2 changes only the item where slot 2 sounds
+        louder = torch.zeros(16, *analytic.lobes.shape)
+        louder[2, A4] = 2.0
+        learned.lobe_corrections.copy_(louder.flatten(1)[:, learned.reach])
+        after = learned(free, gains, roll)
+        before = analytic(free, gains, roll)
+    assert (after[0] - before[0]).max() > 0.1
+    torch.testing.assert_close(after[1], before[1])
+    with pytest.raises(ConfigError, match="give the slot"):
+        learned.templates(roll[0])
+    with pytest.raises(ConfigError, match="learned_partials"):
+        get_preset("cpu", learned_partials=True)  # needs output_prior="harmonic"

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from orchestrion.checkpoints import CheckpointError, save_checkpoint
 from orchestrion.cli import app
-from orchestrion.errors import EmptyScoreError, MidiReadError
+from orchestrion.errors import ConfigError, EmptyScoreError, MidiReadError
 from orchestrion.symbolic import DrumTrackWarning, InstrumentVocabulary, score_to_pianoroll
 from orchestrion.systems.organ import get_preset
 from orchestrion.systems.organ.infer import RenderModel, render_score
@@ -518,6 +518,28 @@ def test_evaluate_render_on_a_tiny_dataset(tiny_model, tiny_dataset, tmp_path):
     assert png.stat().st_size > 0 and png.read_bytes()[:4] == b"\x89PNG"
     text = report.format()
     assert "MS-SSIM" in text and "MR-STFT" in text and report.pieces[0].piece_id in text
+    assert report.lobes_png is None and "lobes" not in text  # the tiny model has no learned lobes
+
+
+def test_evaluate_render_draws_the_learned_lobes_of_a_model_that_has_them(tiny_model, tiny_dataset, tmp_path):
+    from orchestrion.systems.organ.evaluate import evaluate_render, save_lobes_png
+
+    torch.manual_seed(0)
+    learned = RenderModel.from_config(tiny_config(output_prior="harmonic", learned_partials=True))
+    with torch.no_grad():
+        head = learned.network.harmonic_output
+        louder = torch.zeros(16, *head.lobes.shape)
+        louder[0, 60:72] = 1.0  # violin, one octave louder
+        head.lobe_corrections.copy_(louder.flatten(1)[:, head.reach])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = evaluate_render(learned, tiny_dataset, split="test", max_chunks=2, n_iter=2,
+                                 out_png=tmp_path / "compare.png")
+    assert report.lobes_png == tmp_path / "compare-lobes.png"
+    assert report.lobes_png.read_bytes()[:4] == b"\x89PNG" and str(report.lobes_png) in report.format()
+    with pytest.raises(ConfigError, match="no learned partial lobes"):
+        save_lobes_png(tmp_path / "none.png", tiny_model)
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_evaluate_render_scores_the_wav_that_render_writes(
@@ -724,6 +746,36 @@ def test_cli_train_render_continues_under_a_new_classifier_shape(tiny_dataset, c
     # the time-pooled classifier reads every frequency row; the global one only channels
     assert before["discriminator.classifier.weight"].shape != after["discriminator.classifier.weight"].shape
 
+
+
+def test_cli_train_render_continues_a_model_with_learned_lobes_added(tiny_dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    from orchestrion.systems.organ.harmonic_output import partial_lobe_templates
+
+    torch.manual_seed(0)
+    config = tiny_config(output_prior="harmonic")
+    start = save_checkpoint(tmp_path / "harmonic", "render", config.to_dict(),
+                            OrganModel.from_config(config).state_dict(), "# tiny\n")
+    run = tmp_path / "run"
+    result = _continue_for_one_step(tiny_dataset, start, run, "learned_partials=true", "learning_rate=1e-3",
+                                    "partials_lr_factor=10")
+    assert result.exit_code == 0, result.output
+    before = load_file(start / "model.safetensors")
+    after = load_file(run / "model" / "model.safetensors")
+    assert set(after) - set(before) == {"harmonic_output.lobe_corrections"}
+    corrections = after["harmonic_output.lobe_corrections"].float()
+    within_reach = int((partial_lobe_templates(config.sample_rate, config.n_fft) > 0).sum())
+    assert corrections.shape == (16, within_reach) and corrections.abs().max() > 0
+    optimiser = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    groups = optimiser["optimizer_states"][0]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-2])  # the lobes at 10x
+    rendered = runner.invoke(app, ["render", str(write_score(tmp_path / "solo.mid", make_score([(40, 67)], 1.0))),
+                                   "-o", str(tmp_path / "solo.wav"), "--model", str(run / "model"), "-q"])
+    assert rendered.exit_code == 0, rendered.output
+    # the way back would drop learned weights: refused
+    back = _continue_for_one_step(tiny_dataset, run / "model", tmp_path / "back", "learned_partials=false")
+    assert_clean_failure(back, tmp_path / "back", "differs", "learned_partials")
 
 
 def test_cli_train_render_classifier_only_changes_the_classifier_alone(tiny_dataset, checkpoint, tmp_path):

@@ -1,4 +1,4 @@
-"""Pictures people would rather look at than read: spectrograms (more plots join later)."""
+"""Pictures people would rather look at than read: spectrograms, learned partial lobes."""
 
 from __future__ import annotations
 
@@ -40,6 +40,50 @@ def save_spectrogram_png(
         ax.set_title(title)
     fig.colorbar(image, ax=ax, label="dB (re. peak)")
     fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def save_lobe_corrections_png(
+    path: str | Path,
+    corrections_db: dict[str, np.ndarray],
+    reach: np.ndarray,
+    sample_rate: int,
+    limit_db: float | None = None,
+) -> Path:
+    """One panel per instrument: its learned partial-lobe corrections (dB) by key and frequency.
+
+    `corrections_db` maps a name to a (128 keys, bins) array; only cells where `reach`
+    (same shape) is true are drawn, and each panel shows the keys that have a correction.
+    The colours span +-`limit_db` (default: the 99th percentile of |correction|, at least 1 dB).
+    """
+    plt = _pyplot()
+    names = list(corrections_db)
+    if not names:
+        raise ValueError("no instrument to draw")
+    if limit_db is None:
+        drawn = np.concatenate([np.abs(values[reach]) for values in corrections_db.values()])
+        limit_db = max(1.0, float(np.percentile(drawn, 99)))
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), dpi=100,
+                             squeeze=False, constrained_layout=True)
+    image = None
+    for axis, name in zip(axes.flat, names):
+        values = np.where(reach, corrections_db[name], np.nan)
+        keys = np.flatnonzero(np.nan_to_num(np.abs(values)).max(axis=1) > 0)
+        low, high = (int(keys.min()), int(keys.max()) + 1) if len(keys) else (0, values.shape[0])
+        image = axis.imshow(values[low:high], origin="lower", aspect="auto", cmap="coolwarm",
+                            vmin=-limit_db, vmax=limit_db, interpolation="nearest",
+                            extent=(0.0, sample_rate / 2, low - 0.5, high - 0.5))
+        axis.set_title(name)
+        axis.set_xlabel("frequency (Hz)")
+        axis.set_ylabel("MIDI key")
+    for axis in list(axes.flat)[len(names):]:
+        axis.axis("off")
+    fig.colorbar(image, ax=axes, label="learned correction (dB)")
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)

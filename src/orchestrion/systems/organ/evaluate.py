@@ -21,7 +21,8 @@ Two protocols, one report (:class:`RenderEvaluation`):
    LSD; the mean over pieces is reported.
 
 A PNG shows the first piece's reference and our render side by side (dB re the
-reference's peak, the protocol's images).
+reference's peak, the protocol's images); for a model with learned partial lobes, a second
+PNG beside it (``NAME-lobes.png``) shows each trained instrument's corrections.
 
 Dropout stays as the model has it (off unless the model was loaded with
 ``deterministic=False``) and is seeded, so a report is reproducible.
@@ -53,6 +54,7 @@ from orchestrion.metrics import (
     table63_row,
 )
 from orchestrion.metrics.audio import DB_IMAGE_HOP_LENGTH, DB_IMAGE_RANGE_DB, PROTOCOL_SAMPLE_RATE
+from orchestrion.plots import save_lobe_corrections_png
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.infer import RenderModel, render_score
 from orchestrion.systems.organ.model import OrganLoss
@@ -94,6 +96,8 @@ class RenderEvaluation:
         Audio-protocol figures per piece.
     png : Path or None
         The side-by-side spectrogram picture, if written.
+    lobes_png : Path or None
+        The learned partial lobes' picture, if written (models with learned lobes).
     seconds : float
         Wall time of the evaluation.
     per_track : bool
@@ -111,6 +115,7 @@ class RenderEvaluation:
     png: Path | None
     seconds: float
     per_track: bool = True
+    lobes_png: Path | None = None
 
     def audio_mean(self) -> dict[str, float]:
         """Mean MS-SSIM, MR-STFT and LSD (dB) over the pieces."""
@@ -161,6 +166,8 @@ class RenderEvaluation:
         lines.append(f"{'mean'.ljust(width)}  {figures}")
         if self.png is not None:
             lines += ["", f"spectrograms: {self.png}"]
+        if self.lobes_png is not None:
+            lines.append(f"learned partial lobes: {self.lobes_png}")
         lines.append(f"({self.seconds:.1f} s)")
         return "\n".join(lines)
 
@@ -305,6 +312,16 @@ def save_comparison_png(
     return Path(path)
 
 
+def save_lobes_png(path: str | Path, model: RenderModel) -> Path:
+    """Each trained instrument's learned partial-lobe corrections, in dB, as one PNG."""
+    head = model.network.harmonic_output
+    if head is None or head.lobe_corrections is None:
+        raise ConfigError("this render model has no learned partial lobes to draw")
+    corrections = head.on_grid(head.lobe_corrections.detach().float()) * (10 / math.log(10))  # dB
+    names = {model.vocabulary[slot].name: corrections[slot].numpy() for slot in model.trained_slots}
+    return save_lobe_corrections_png(path, names, (head.lobes > 0).numpy(), model.config.sample_rate)
+
+
 def evaluate_render(
     model: RenderModel | str | Path,
     data_dir: str | Path,
@@ -383,6 +400,9 @@ def evaluate_render(
         raise ConfigError(
             f"no held-out piece of split {split!r} has a Sco_*.mid score to render", data_dir
         )
+    lobes_png = None
+    if png is not None and model.network.lobe_parameters():
+        lobes_png = save_lobes_png(png.with_name(f"{png.stem}-lobes.png"), model)
     source = str(model.source) if model.source is not None else "(in memory)"
     return RenderEvaluation(
         source,
@@ -396,7 +416,8 @@ def evaluate_render(
         png,
         time.perf_counter() - started,
         per_track,
+        lobes_png,
     )
 
 
-__all__ = ["PieceScore", "RenderEvaluation", "evaluate_render", "save_comparison_png"]
+__all__ = ["PieceScore", "RenderEvaluation", "evaluate_render", "save_comparison_png", "save_lobes_png"]

@@ -16,6 +16,20 @@ where ``S_free = ln(1 + P_free)`` is the usual output. The U-Net then only has t
 how loud each slot's partials are around each bin (a smooth spectral envelope over time),
 not where the partials lie; the pitch sets that, as the harmonic output did for SING
 (``systems/sing/harmonic.py``).
+
+Learned lobes (``learned_partials``)
+------------------------------------
+A sampler plays one recording per few keys of each instrument, so a partial's level
+relative to its neighbours, and the width of its peak (a vibrato smears the k-th partial
+over k times the pitch swing), change with the instrument and the key in ways a
+convolution over the spectrogram sees only indirectly. With ``learned=True`` every slot
+has its own pitch -> bin matrix, ``lobes(p, f) * exp(D_s(p, f))``, where the correction
+``D`` (one number per slot, pitch and bin) starts at 0, the analytic lobes, and is
+learned only within the lobes' reach: between partials the matrix stays 0, so the
+untrained gains there can never leak in, and a model continued from one without learned
+lobes renders exactly as before at its first step. Only the cells within reach (half of
+the matrix) are stored: ``lobe_corrections`` is (slots, cells), the cells in row-major
+order of the (128, F) matrix (:attr:`HarmonicOutput.reach`).
 """
 
 from __future__ import annotations
@@ -85,15 +99,45 @@ class HarmonicOutput(nn.Module):
     """
 
     lobes: Tensor
+    reach: Tensor
+    """Flat indices of the (128, F) cells within a lobe's reach (where `lobes` > 0)."""
 
-    def __init__(self, sample_rate: int, n_fft: int) -> None:
+    def __init__(self, sample_rate: int, n_fft: int, n_slots: int = 16, learned: bool = False) -> None:
         super().__init__()
-        self.register_buffer("lobes", partial_lobe_templates(sample_rate, n_fft), persistent=False)
+        lobes = partial_lobe_templates(sample_rate, n_fft)
+        self.register_buffer("lobes", lobes, persistent=False)
+        self.register_buffer("reach", torch.flatten(lobes).nonzero().flatten(), persistent=False)
+        self.lobe_corrections: nn.Parameter | None = None
+        if learned:  # D_s(p, f) of the module notes within reach, 0 = the analytic lobes
+            self.lobe_corrections = nn.Parameter(lobes.new_zeros(n_slots, len(self.reach)))
 
-    def templates(self, roll: Tensor) -> Tensor:
-        """Sounding partials on the frequency grid, (..., 128, T) -> (..., F, T), e.g. per slot."""
+    def on_grid(self, cells: Tensor) -> Tensor:
+        """Values of the cells within reach, (rows, cells), on the full grid (rows, 128, F), 0
+        elsewhere: e.g. the learned corrections, or their gradient."""
+        grid = cells.new_zeros(cells.shape[0], self.lobes.numel()).index_copy(1, self.reach, cells)
+        return grid.view(cells.shape[0], *self.lobes.shape)
+
+    def slot_lobes(self, slots: Tensor) -> Tensor:
+        """Each given slot's learned pitch -> bin matrix, (N,) -> (N, 128, F)."""
+        if self.lobe_corrections is None:
+            raise ConfigError("this harmonic output has no learned lobes; the analytic ones are `lobes`")
+        within = self.lobes.flatten()[self.reach] * torch.exp(
+            self.lobe_corrections[slots].clamp(max=MAX_LOG_GAIN)
+        )
+        return self.on_grid(within)
+
+    def templates(self, roll: Tensor, slots: Tensor | None = None) -> Tensor:
+        """Sounding partials on the frequency grid, (..., 128, T) -> (..., F, T).
+
+        With learned lobes the roll is (N, 128, T) and row n is drawn with the lobes of slot
+        ``slots[n]``; the analytic lobes are the same for every slot.
+        """
         active = (roll > 0).to(self.lobes.dtype)
-        return torch.matmul(self.lobes.t(), active)
+        if self.lobe_corrections is None:
+            return torch.matmul(self.lobes.t(), active)
+        if slots is None:
+            raise ConfigError("learned lobes differ per slot: give the slot of each roll row")
+        return torch.bmm(self.slot_lobes(slots).transpose(1, 2), active)
 
     def forward(
         self, free: Tensor, log_gains: Tensor, roll: Tensor, gain_slots: Tensor | None = None
@@ -114,7 +158,7 @@ class HarmonicOutput(nn.Module):
             channels = channel_of_slot[slots]
             if bool((channels < 0).any()):
                 raise ConfigError("a slot that sounds has no gain image among gain_slots")
-        partials = self.templates(roll[items, slots])
+        partials = self.templates(roll[items, slots], slots)
         gains = torch.exp(log_gains[items, channels].clamp(max=MAX_LOG_GAIN))
         power = free.new_zeros(free.shape[0], *free.shape[-2:]).index_add(0, items, partials * gains)
         return free + torch.log1p(power.unsqueeze(1) * torch.exp(-free))

@@ -534,7 +534,9 @@ class OrganModel(nn.Module):
         )
         self.harmonic_output: HarmonicOutput | None = None
         if config.output_prior == "harmonic":
-            self.harmonic_output = HarmonicOutput(config.sample_rate, config.n_fft)
+            self.harmonic_output = HarmonicOutput(
+                config.sample_rate, config.n_fft, config.n_slots, learned=config.learned_partials
+            )
         self.discriminator: Discriminator | None = None
         if config.uses_discriminator:
             self.discriminator = Discriminator(
@@ -588,8 +590,14 @@ class OrganModel(nn.Module):
         return self.discriminator(spectrogram, condition)
 
     def generator_parameters(self) -> list[nn.Parameter]:
-        """Parameters the generator's optimiser updates (encoding refinement included)."""
+        """Parameters the generator's optimiser updates (encoding refinement included),
+        the learned lobes of the harmonic output excepted (:meth:`lobe_parameters`)."""
         return list(self.encoding.parameters()) + list(self.generator.parameters())
+
+    def lobe_parameters(self) -> list[nn.Parameter]:
+        """The harmonic output's learned lobe corrections, if any (their own Adam rate)."""
+        head = self.harmonic_output
+        return [] if head is None or head.lobe_corrections is None else [head.lobe_corrections]
 
     def set_inference_dropout(self, active: bool) -> None:
         """Keep (True, default) or stop (False) the generator's dropout in eval mode."""
@@ -600,6 +608,7 @@ class OrganModel(nn.Module):
         counts = {
             "encoding": count_parameters(self.encoding),
             "generator": count_parameters(self.generator),
+            "learned lobes": count_parameters(self.harmonic_output),
             "discriminator": count_parameters(self.discriminator),
         }
         counts["total"] = sum(counts.values())

@@ -14,7 +14,12 @@ from orchestrion.nn.adversarial import class_weights_from_counts
 from orchestrion.nn.msssim import MSSSIM
 from orchestrion.nn.weight_average import WeightAverage
 from orchestrion.systems.organ.data import OrganChunks, TargetSpectrogram
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, GENERATOR_STATE, OrganLoss, OrganModel
+from orchestrion.systems.organ.model import (
+    CLASSIFIER_WEIGHTS,
+    GENERATOR_STATE,
+    OrganLoss,
+    OrganModel,
+)
 from orchestrion.systems.organ.presets import OrganConfig
 
 
@@ -100,7 +105,7 @@ class OrganModule(L.LightningModule):
         rate = self.config.learning_rate_at(self.progress())
         for optimizer in self._optimizer_list():
             for group in optimizer.param_groups:
-                group["lr"] = rate
+                group["lr"] = rate * group.get("lr_factor", 1.0)
         self.log("lr", rate, prog_bar=False)
 
     def _optimizer_list(self) -> list:
@@ -207,7 +212,10 @@ class OrganModule(L.LightningModule):
         config = self.config
         if self.classifier_only:
             return torch.optim.Adam(self.classifier_parameters(), lr=config.learning_rate, betas=config.betas)
-        g_opt = torch.optim.Adam(self.model.generator_parameters(), lr=config.learning_rate, betas=config.betas)
+        groups = [{"params": self.model.generator_parameters()}]
+        if self.model.lobe_parameters():
+            groups.append({"params": self.model.lobe_parameters(), "lr_factor": config.partials_lr_factor})
+        g_opt = torch.optim.Adam(groups, lr=config.learning_rate, betas=config.betas)
         if self.model.discriminator is None:
             return g_opt
         d_opt = torch.optim.Adam(self.model.discriminator.parameters(), lr=config.learning_rate, betas=config.betas)

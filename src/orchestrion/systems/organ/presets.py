@@ -41,6 +41,9 @@ REGIMES = ("single", "transfer", "multi")
 CLASSIFIER_INPUTS = ("spectrogram", "joint")
 CLASSIFIER_POOLINGS = ("global", "time")
 CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
+ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections"}
+"""Fields that, turned on, only add weights that start where they change nothing (name ->
+the weights' prefix): a model saved without them may be continued (``init_from``) with them."""
 """Fields that shape only the instrument classifier: a model may be continued
 (``init_from``) under other values of these, with a freshly initialised classifier."""
 TRAINING_FIELDS = (
@@ -49,7 +52,7 @@ TRAINING_FIELDS = (
     "discriminator_adversarial_factor", "db_floor",
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
     "regime", "transfer_switch_fraction", "dropout", "lr_schedule", "lr_final_fraction",
-    "ema_decay",
+    "ema_decay", "partials_lr_factor",
 )
 """Fields of the losses, the optimiser, the chunks drawn and the generator's dropout rate, not
 of the weights: a model may be continued (``init_from``) under other values of these, with all
@@ -142,6 +145,11 @@ class OrganConfig:
         "harmonic" adds every sounding note's partials at their exact STFT bins, scaled by
         one log-gain image per slot that the generator also outputs
         (:mod:`~orchestrion.systems.organ.harmonic_output`); "none" is the seed's free output.
+    learned_partials : bool
+        Harmonic output only: learn a correction of each partial's lobe per slot, pitch and
+        bin (starting at the analytic lobes), so each instrument's key-to-key timbre can be
+        drawn directly. 16 x (the cells of the 128 x n_bins lobe matrix within reach, about
+        half) more weights; a model without them can be continued with them (``init_from``).
 
     Discriminator (PatchGAN + instrument classifier)
     -------------------------------------------------
@@ -198,6 +206,9 @@ class OrganConfig:
     lr_schedule : {"constant", "cosine"}
         ``cosine`` lowers the rate along half a cosine from `learning_rate` at the first
         step to ``lr_final_fraction * learning_rate`` at the run's last step (``--max-steps``).
+    partials_lr_factor : float
+        The learned lobes' Adam rate as a multiple of the generator's (they are
+        log-corrections, one per bin, each seen by few chunks).
     lr_final_fraction : float
         The cosine schedule's last rate, as a fraction of `learning_rate`.
     ema_decay : float
@@ -237,6 +248,7 @@ class OrganConfig:
     dropout_layers: int = 3
     output_activation: str = "softplus"
     output_prior: str = "none"
+    learned_partials: bool = False
     # discriminator
     discriminator: str = "190"
     discriminator_layers: tuple[LayerSpec, ...] | None = None
@@ -262,6 +274,7 @@ class OrganConfig:
     lr_schedule: str = "constant"
     lr_final_fraction: float = 0.05
     ema_decay: float = 0.0
+    partials_lr_factor: float = 20.0
 
     def __post_init__(self) -> None:
         if self.discriminator_layers is not None:
@@ -314,7 +327,7 @@ class OrganConfig:
         if self.depth is not None:
             whole("depth", 1)
         for name in ("input_gain", "chunk_s", "chunk_stride_s", "discriminator_width",
-                     "learning_rate"):
+                     "learning_rate", "partials_lr_factor"):
             number(name, positive=True)
         for name in ("harmonic_decay", "adversarial_weight", "l1_weight", "msssim_weight",
                      "instrument_weight", "discriminator_adversarial_factor",
@@ -341,6 +354,9 @@ class OrganConfig:
         one_of("classifier_pooling", CLASSIFIER_POOLINGS)
         if self.classifier_width is not None:
             number("classifier_width", positive=True)
+        if self.learned_partials and self.output_prior != "harmonic":
+            raise ConfigError("learned_partials applies to output_prior 'harmonic' only, "
+                              f"not {self.output_prior!r}")
         if self.learned_encoding and self.encoding != "harmonic":
             raise ConfigError(
                 f"learned_encoding applies to the 'harmonic' encoding only, not {self.encoding!r}"

@@ -16,13 +16,25 @@ import torch
 from lightning.pytorch.callbacks import RichProgressBar
 from torch.utils.data import DataLoader, Subset
 
-from orchestrion.checkpoints import Checkpoint, CheckpointError, load_checkpoint, load_state_into, save_checkpoint
+from orchestrion.checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    load_state_into,
+    save_checkpoint,
+)
 from orchestrion.errors import ConfigError
 from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
-from orchestrion.systems.organ.presets import CLASSIFIER_FIELDS, TRAINING_FIELDS, OrganConfig, get_preset
+from orchestrion.systems.organ.presets import (
+    ADDED_WEIGHT_FIELDS,
+    CLASSIFIER_FIELDS,
+    TRAINING_FIELDS,
+    OrganConfig,
+    get_preset,
+)
 from orchestrion.timed_checkpoint import TimedCheckpoint
 
 SYSTEM = "render"
@@ -48,19 +60,27 @@ def _config_of(init_from: str | Path, values: dict[str, Any]) -> OrganConfig:
         raise ConfigError(f"--init-from {init_from}: its config is not an orGAN config ({exc})") from None
 
 
-def _classifier_differs(init_from: str | Path, start: dict[str, Any], config: OrganConfig) -> bool:
-    """Whether an init-from model's classifier has another shape than `config`'s.
+def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganConfig) -> tuple[str, ...]:
+    """Prefixes of the weights that start fresh instead of from an init-from model.
 
-    The losses and optimiser (`TRAINING_FIELDS`) may differ too; raises ConfigError naming
-    the fields if it differs in anything else.
+    Its classifier starts fresh if it has another shape than `config`'s, and weights that
+    `config` adds (`ADDED_WEIGHT_FIELDS` turned on) start at their neutral values. The
+    losses and optimiser (`TRAINING_FIELDS`) may differ too; raises ConfigError naming the
+    fields if it differs in anything else.
     """
     before = json.loads(json.dumps(_config_of(init_from, start).to_dict()))
     wanted = json.loads(json.dumps(config.to_dict()))
     differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
-    other = [k for k in differ if k not in CLASSIFIER_FIELDS + TRAINING_FIELDS]
+    added = [k for k in differ if k in ADDED_WEIGHT_FIELDS and wanted.get(k) and not before.get(k)]
+    other = [k for k in differ if k not in CLASSIFIER_FIELDS + TRAINING_FIELDS and k not in added]
     if other:
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
-    return any(k in CLASSIFIER_FIELDS for k in differ)
+    fresh = tuple(ADDED_WEIGHT_FIELDS[k] for k in added)
+    if any(k in CLASSIFIER_FIELDS for k in differ):
+        warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
+                      "the classifier starts fresh", stacklevel=3)
+        fresh += CLASSIFIER_WEIGHTS
+    return fresh
 
 
 def _valid_loader(dataset: OrganChunks, batch_size: int) -> DataLoader:
@@ -155,11 +175,7 @@ def train_render(
     module = OrganModule(config, total_steps=max_steps, label_counts=train_set.label_counts().tolist(),
                          n_chunks=len(train_set), classifier_only=classifier_only)
     if start is not None:
-        fresh_classifier = _classifier_differs(init_from, start.config, config)
-        if fresh_classifier:
-            warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
-                          "the classifier starts fresh", stacklevel=2)
-        load_state_into(module.model, start, skip=CLASSIFIER_WEIGHTS if fresh_classifier else ())
+        load_state_into(module.model, start, skip=_fresh_weights(init_from, start.config, config))
         if module.generator_average is not None:
             module.generator_average.reset(module.model)
         history = start.history()
@@ -213,7 +229,8 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         "",
         f"- preset fields: encoding `{config.encoding}`, base width {config.base_width}, "
         f"discriminator {config.discriminator}, {config.sample_rate} Hz, n_fft {config.n_fft}, hop {config.hop_length}",
-        f"- parameters: {counts['generator'] + counts['encoding']:,} generator, {counts['discriminator']:,} discriminator",
+        f"- parameters: {counts['generator'] + counts['encoding']:,} generator, {counts['discriminator']:,} discriminator"
+        + (f", {counts['learned lobes']:,} learned lobe corrections" if counts["learned lobes"] else ""),
         f"- trained: {steps:,} steps, {minutes:.1f} minutes on this machine"
         + (" (the instrument classifier alone; the generator and patch discriminator as started from)"
            if module.classifier_only else ""),

@@ -189,10 +189,11 @@ def main() -> None:
     model, what = load_model()
     config = model.config
     print(f"orGAN render benchmark: {what}")
+    counts = OrganModel.from_config(config).parameter_counts()
+    lobes = f" + {counts['learned lobes']:,} learned lobe corrections" if counts["learned lobes"] else ""
     print(
         f"  {config.sample_rate} Hz, n_fft {config.n_fft}, hop {config.hop_length}, "
-        f"{OrganModel.from_config(config).parameter_counts()['generator']:,} generator "
-        "parameters as trained, "
+        f"{counts['generator']:,} generator parameters{lobes} as trained, "
         f"{ARGS.threads} torch threads, load average {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} cores"
     )

@@ -101,12 +101,16 @@ class HarmonicOutput(nn.Module):
     lobes: Tensor
     reach: Tensor
     """Flat indices of the (128, F) cells within a lobe's reach (where `lobes` > 0)."""
+    lobes_within_reach: Tensor
+    """`lobes` at those cells."""
 
     def __init__(self, sample_rate: int, n_fft: int, n_slots: int = 16, learned: bool = False) -> None:
         super().__init__()
         lobes = partial_lobe_templates(sample_rate, n_fft)
         self.register_buffer("lobes", lobes, persistent=False)
-        self.register_buffer("reach", torch.flatten(lobes).nonzero().flatten(), persistent=False)
+        reach = torch.flatten(lobes).nonzero().flatten()
+        self.register_buffer("reach", reach, persistent=False)
+        self.register_buffer("lobes_within_reach", torch.flatten(lobes)[reach], persistent=False)
         self.lobe_corrections: nn.Parameter | None = None
         if learned:  # D_s(p, f) of the module notes within reach, 0 = the analytic lobes
             self.lobe_corrections = nn.Parameter(lobes.new_zeros(n_slots, len(self.reach)))
@@ -121,10 +125,8 @@ class HarmonicOutput(nn.Module):
         """Each given slot's learned pitch -> bin matrix, (N,) -> (N, 128, F)."""
         if self.lobe_corrections is None:
             raise ConfigError("this harmonic output has no learned lobes; the analytic ones are `lobes`")
-        within = self.lobes.flatten()[self.reach] * torch.exp(
-            self.lobe_corrections[slots].clamp(max=MAX_LOG_GAIN)
-        )
-        return self.on_grid(within)
+        corrections = torch.exp(self.lobe_corrections[slots].clamp(max=MAX_LOG_GAIN))
+        return self.on_grid(self.lobes_within_reach * corrections)
 
     def templates(self, roll: Tensor, slots: Tensor | None = None) -> Tensor:
         """Sounding partials on the frequency grid, (..., 128, T) -> (..., F, T).

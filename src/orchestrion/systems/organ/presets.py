@@ -41,11 +41,11 @@ REGIMES = ("single", "transfer", "multi")
 CLASSIFIER_INPUTS = ("spectrogram", "joint")
 CLASSIFIER_POOLINGS = ("global", "time")
 CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
+"""Fields that shape only the instrument classifier: a model may be continued
+(``init_from``) under other values of these, with a freshly initialised classifier."""
 ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections"}
 """Fields that, turned on, only add weights that start where they change nothing (name ->
 the weights' prefix): a model saved without them may be continued (``init_from``) with them."""
-"""Fields that shape only the instrument classifier: a model may be continued
-(``init_from``) under other values of these, with a freshly initialised classifier."""
 TRAINING_FIELDS = (
     "gan_loss", "adversarial_weight", "l1_weight", "msssim_weight", "instrument_weight",
     "spectral_convergence_weight", "log_db_weight", "log_magnitude_weight",
@@ -206,11 +206,11 @@ class OrganConfig:
     lr_schedule : {"constant", "cosine"}
         ``cosine`` lowers the rate along half a cosine from `learning_rate` at the first
         step to ``lr_final_fraction * learning_rate`` at the run's last step (``--max-steps``).
+    lr_final_fraction : float
+        The cosine schedule's last rate, as a fraction of `learning_rate`.
     partials_lr_factor : float
         The learned lobes' Adam rate as a multiple of the generator's (they are
         log-corrections, one per bin, each seen by few chunks).
-    lr_final_fraction : float
-        The cosine schedule's last rate, as a fraction of `learning_rate`.
     ema_decay : float
         0 (default): the exported generator is the last weights. Otherwise training also
         keeps an exponential moving average of the generator's weights with this decay

@@ -542,6 +542,24 @@ def test_evaluate_render_draws_the_learned_lobes_of_a_model_that_has_them(tiny_m
     assert not (tmp_path / "none.png").exists()
 
 
+def test_evaluate_render_error_budget_scores_each_piece_and_draws_the_mean(tiny_model, tiny_dataset, tmp_path):
+    from orchestrion.systems.organ.evaluate import evaluate_render
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = evaluate_render(tiny_model, tiny_dataset, split="test", max_chunks=2, n_iter=2,
+                                 out_png=tmp_path / "compare.png", budget=True)
+    piece = report.pieces[0]
+    assert piece.budget is not None
+    assert piece.budget.ms_ssim == pytest.approx(piece.comparison.ms_ssim, abs=1e-6)
+    assert {region.group for region in piece.budget.regions} == {"level", "band", "partials", "time"}
+    onsets = next(r for r in piece.budget.regions if r.group == "time" and r.name != "rest")
+    assert 0 < onsets.share < 1  # the score's notes were found
+    assert report.budget_png == tmp_path / "compare-budget.png"
+    assert report.budget_png.read_bytes()[:4] == b"\x89PNG"
+    assert "error budget" in report.format() and "between partials" in report.format()
+
+
 def test_evaluate_render_scores_the_wav_that_render_writes(
     tiny_model, tiny_dataset, tmp_path, monkeypatch
 ):

@@ -1,12 +1,17 @@
-"""Pictures people would rather look at than read: spectrograms, learned partial lobes."""
+"""Pictures people would rather look at than read: spectrograms, learned partial lobes,
+error budgets."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from orchestrion.files import atomic_output
+
+if TYPE_CHECKING:
+    from orchestrion.metrics.budget import ErrorBudget
 
 
 def _pyplot():
@@ -16,6 +21,14 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure as a PNG (atomically: temp file, then rename) and close it."""
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    _pyplot().close(fig)
+    return Path(path)
 
 
 def save_spectrogram_png(
@@ -29,7 +42,7 @@ def save_spectrogram_png(
     """Save a (freq, frames) dB spectrogram as a PNG with time (s) and frequency (Hz) axes."""
     plt = _pyplot()
     spec = np.maximum(np.asarray(spectrogram_db, dtype=np.float32), floor_db)
-    n_bins, n_frames = spec.shape
+    n_frames = spec.shape[1]
     duration_s = n_frames * hop_length / sample_rate
     fig, ax = plt.subplots(figsize=(min(16, 4 + duration_s / 2), 4.5), dpi=100)
     image = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma",
@@ -40,10 +53,7 @@ def save_spectrogram_png(
         ax.set_title(title)
     fig.colorbar(image, ax=ax, label="dB (re. peak)")
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def save_lobe_corrections_png(
@@ -84,7 +94,23 @@ def save_lobe_corrections_png(
     for axis in list(axes.flat)[len(names):]:
         axis.axis("off")
     fig.colorbar(image, ax=axes, label="learned correction (dB)")
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
+
+
+def save_error_budget_png(path: str | Path, budget: ErrorBudget, title: str = "") -> Path:
+    """Horizontal bars: the MS-SSIM gained by restoring each region, one colour per group."""
+    plt = _pyplot()
+    regions = list(budget.regions)
+    if not regions:
+        raise ValueError("the error budget has no regions to draw")
+    groups = list(dict.fromkeys(region.group for region in regions))
+    colours = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(regions) + 1.5), dpi=100, constrained_layout=True)
+    positions = np.arange(len(regions))[::-1]
+    ax.barh(positions, [region.restored - budget.ms_ssim for region in regions],
+            color=[colours(groups.index(region.group)) for region in regions])
+    ax.set_yticks(positions, [f"{region.group}: {region.name} ({region.share:.0%})" for region in regions])
+    ax.set_xlabel(f"MS-SSIM gained by restoring the region (render: {budget.ms_ssim:.4f})")
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)

@@ -3,6 +3,8 @@
 * :mod:`~orchestrion.metrics.audio` -- the render quality protocol on audio: MS-SSIM of
   dB images, multi-resolution STFT distance, log-spectral distance (:func:`compare_audio`,
   :func:`compare_files`).
+* :mod:`~orchestrion.metrics.budget` -- where a render's MS-SSIM is lost: the score with
+  one region of its dB image (a level, a band, the partials, the onsets) restored.
 * :mod:`~orchestrion.metrics.swd` -- ProGAN's sliced Wasserstein distance over a
   Laplacian pyramid.
 * :mod:`~orchestrion.metrics.classifier` -- AUC, micro and macro accuracy of the
@@ -20,6 +22,7 @@ from orchestrion.metrics.audio import (
     mr_stft_distance,
     power_spectrogram,
 )
+from orchestrion.metrics.budget import ErrorBudget, error_budget
 from orchestrion.metrics.classifier import (
     ClassifierScores,
     binary_auc,
@@ -42,6 +45,7 @@ from orchestrion.metrics.swd import (
 __all__ = [
     "AudioComparison",
     "ClassifierScores",
+    "ErrorBudget",
     "SwdResult",
     "Table63Row",
     "binary_auc",
@@ -49,6 +53,7 @@ __all__ = [
     "compare_files",
     "crop_to_scale_grid",
     "db_image",
+    "error_budget",
     "instrument_classifier_scores",
     "laplacian_pyramid",
     "log_spectral_distance",

@@ -56,6 +56,8 @@ __all__ = [
     "MR_STFT_SIZES",
     "MR_STFT_LOG_EPS",
     "AudioComparison",
+    "ProtocolPair",
+    "protocol_pair",
     "power_spectrogram",
     "db_image",
     "mr_stft_distance",
@@ -326,6 +328,51 @@ def _mono_at_protocol_rate(wave: Tensor | np.ndarray, sample_rate: int, what: st
     return resample(to_mono(wave), int(sample_rate), PROTOCOL_SAMPLE_RATE)
 
 
+@dataclass(frozen=True)
+class ProtocolPair:
+    """Reference and candidate as the protocol compares them: mono, 16 kHz, one length,
+    the candidate at the reference's RMS (float64 tensors (samples,)), with their lengths
+    in samples at 16 kHz before the trim."""
+
+    reference: Tensor
+    candidate: Tensor
+    len_reference: int
+    len_candidate: int
+
+    def images(self) -> tuple[Tensor, Tensor]:
+        """Both dB images re the reference's peak: float64 (513, frames) each, in [0, 1]."""
+        reference_peak = _peak(power_spectrogram(self.reference))
+        return db_image(self.reference, reference_peak), db_image(self.candidate, reference_peak)
+
+
+def protocol_pair(
+    reference: Tensor | np.ndarray,
+    candidate: Tensor | np.ndarray,
+    sample_rate: int,
+    candidate_sample_rate: int | None = None,
+) -> ProtocolPair:
+    """Steps 1-3 of the protocol (mono, 16 kHz, trim, RMS match); see :func:`compare_audio`."""
+    candidate_sample_rate = sample_rate if candidate_sample_rate is None else candidate_sample_rate
+    ref = _mono_at_protocol_rate(reference, sample_rate, "reference")
+    cand = _mono_at_protocol_rate(candidate, candidate_sample_rate, "candidate")
+    len_reference, len_candidate = int(ref.shape[-1]), int(cand.shape[-1])
+    n_samples = min(len_reference, len_candidate)
+    shortest = max(MR_STFT_SIZES)
+    if n_samples < shortest:
+        raise AudioTooShortError(
+            f"the shorter signal is {n_samples} samples at {PROTOCOL_SAMPLE_RATE} Hz; the "
+            f"comparison needs at least {shortest} ({shortest / PROTOCOL_SAMPLE_RATE:.3f} s)"
+        )
+    ref_wave = torch.from_numpy(ref[:n_samples]).to(_DTYPE)
+    cand_wave = torch.from_numpy(cand[:n_samples]).to(_DTYPE)
+    ref_rms = float(ref_wave.square().mean().sqrt())
+    if ref_rms == 0.0:
+        raise ConfigError("the reference audio is silent; there is nothing to compare against")
+    cand_rms = float(cand_wave.square().mean().sqrt())
+    cand_wave = cand_wave * (ref_rms / max(cand_rms, 1e-9))
+    return ProtocolPair(ref_wave, cand_wave, len_reference, len_candidate)
+
+
 @torch.inference_mode()
 def compare_audio(
     reference: Tensor | np.ndarray,
@@ -363,35 +410,16 @@ def compare_audio(
     NonFiniteAudioError
         NaN or infinite samples.
     """
-    candidate_sample_rate = sample_rate if candidate_sample_rate is None else candidate_sample_rate
-    ref = _mono_at_protocol_rate(reference, sample_rate, "reference")
-    cand = _mono_at_protocol_rate(candidate, candidate_sample_rate, "candidate")
-    len_reference, len_candidate = int(ref.shape[-1]), int(cand.shape[-1])
-    n_samples = min(len_reference, len_candidate)
-    shortest = max(MR_STFT_SIZES)
-    if n_samples < shortest:
-        raise AudioTooShortError(
-            f"the shorter signal is {n_samples} samples at {PROTOCOL_SAMPLE_RATE} Hz; the "
-            f"comparison needs at least {shortest} ({shortest / PROTOCOL_SAMPLE_RATE:.3f} s)"
-        )
-    ref_wave = torch.from_numpy(ref[:n_samples]).to(_DTYPE)
-    cand_wave = torch.from_numpy(cand[:n_samples]).to(_DTYPE)
-    ref_rms = float(ref_wave.square().mean().sqrt())
-    if ref_rms == 0.0:
-        raise ConfigError("the reference audio is silent; there is nothing to compare against")
-    cand_rms = float(cand_wave.square().mean().sqrt())
-    cand_wave = cand_wave * (ref_rms / max(cand_rms, 1e-9))
-
-    reference_peak = _peak(power_spectrogram(ref_wave))
-    ref_image = db_image(ref_wave, reference_peak)[None, None]
-    cand_image = db_image(cand_wave, reference_peak)[None, None]
-    ms_ssim = float(spectrogram_ms_ssim(ref_image, cand_image, data_range=1.0)[0])
+    pair = protocol_pair(reference, candidate, sample_rate, candidate_sample_rate)
+    ref_wave, cand_wave = pair.reference, pair.candidate
+    ref_image, cand_image = pair.images()
+    ms_ssim = float(spectrogram_ms_ssim(ref_image[None, None], cand_image[None, None], data_range=1.0)[0])
     return AudioComparison(
         ms_ssim=ms_ssim,
         mr_stft=float(mr_stft_distance(ref_wave, cand_wave)),
         lsd=float(log_spectral_distance(ref_wave, cand_wave)),
-        len_reference=len_reference,
-        len_candidate=len_candidate,
+        len_reference=pair.len_reference,
+        len_candidate=pair.len_candidate,
     )
 
 

@@ -173,6 +173,14 @@ def register(
         deterministic: DeterministicOpt = True,
         per_track: PerTrackOpt = True,
         noise_subtraction: NoiseSubtractionOpt = False,
+        budget: Annotated[
+            bool,
+            typer.Option(
+                "--budget",
+                help="Also show where MS-SSIM is lost: the score with one region (level, "
+                "band, partials, onsets) of the render's dB image replaced by the reference's.",
+            ),
+        ] = False,
         quiet: Quiet = False,
     ) -> None:
         """Table 6.3 on held-out chunks and the audio protocol on whole held-out pieces."""
@@ -191,6 +199,7 @@ def register(
                 seed=seed,
                 per_track=per_track,
                 noise_subtraction=noise_subtraction,
+                budget=budget,
                 progress=not quiet and sys.stderr.isatty(),
             )
         print(report.format())

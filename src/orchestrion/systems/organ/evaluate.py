@@ -20,9 +20,15 @@ Two protocols, one report (:class:`RenderEvaluation`):
    :func:`orchestrion.metrics.compare_audio`: MS-SSIM of dB images, MR-STFT distance,
    LSD; the mean over pieces is reported.
 
+With ``budget=True`` (``--budget``), each piece also gets an error budget
+(:mod:`orchestrion.metrics.budget`): its MS-SSIM with one region of the render's dB image
+(a reference level, a frequency band, on or between partials, the first 96 ms of the notes)
+replaced by the reference's; the report shows the mean over pieces.
+
 A PNG shows the first piece's reference and our render side by side (dB re the
 reference's peak, the protocol's images); for a model with learned partial lobes, a second
-PNG beside it (``NAME-lobes.png``) shows each trained instrument's corrections.
+PNG beside it (``NAME-lobes.png``) shows each trained instrument's corrections, and with
+the error budget a third (``NAME-budget.png``) draws the mean budget's gains.
 
 Dropout stays as the model has it (off unless the model was loaded with
 ``deterministic=False``) and is seeded, so a report is reproducible.
@@ -41,20 +47,24 @@ import torch
 from orchestrion.audio.io import as_saved_wav, resample
 from orchestrion.data.urmp import URMPDataset
 from orchestrion.errors import ConfigError
-from orchestrion.files import atomic_output
 from orchestrion.metrics import (
     AudioComparison,
     ClassifierScores,
     Table63Row,
     compare_audio,
-    db_image,
     instrument_classifier_scores,
-    power_spectrogram,
     spectrogram_l1,
     table63_row,
 )
-from orchestrion.metrics.audio import DB_IMAGE_HOP_LENGTH, DB_IMAGE_RANGE_DB, PROTOCOL_SAMPLE_RATE
-from orchestrion.plots import save_lobe_corrections_png
+from orchestrion.metrics.audio import (
+    DB_IMAGE_HOP_LENGTH,
+    DB_IMAGE_RANGE_DB,
+    PROTOCOL_SAMPLE_RATE,
+    protocol_pair,
+)
+from orchestrion.metrics.budget import ErrorBudget, error_budget, mean_budget
+from orchestrion.plots import _pyplot, save_error_budget_png, save_figure, save_lobe_corrections_png
+from orchestrion.symbolic.midi import melodic_instruments
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.infer import RenderModel, render_score
 from orchestrion.systems.organ.model import OrganLoss
@@ -66,11 +76,12 @@ FALLBACK_SPLIT = "valid"
 
 @dataclass(frozen=True)
 class PieceScore:
-    """The audio protocol's figures for one piece."""
+    """The audio protocol's figures for one piece (and its error budget, when asked for)."""
 
     piece_id: str
     comparison: AudioComparison
     warnings: list[str] = field(default_factory=list)
+    budget: ErrorBudget | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,8 @@ class RenderEvaluation:
         The side-by-side spectrogram picture, if written.
     lobes_png : Path or None
         The learned partial lobes' picture, if written (models with learned lobes).
+    budget_png : Path or None
+        The mean error budget's picture, if written (``budget=True`` with a PNG).
     seconds : float
         Wall time of the evaluation.
     per_track : bool
@@ -116,6 +129,7 @@ class RenderEvaluation:
     seconds: float
     per_track: bool = True
     lobes_png: Path | None = None
+    budget_png: Path | None = None
 
     def audio_mean(self) -> dict[str, float]:
         """Mean MS-SSIM, MR-STFT and LSD (dB) over the pieces."""
@@ -125,6 +139,11 @@ class RenderEvaluation:
             name: float(np.mean([getattr(p.comparison, name) for p in self.pieces]))
             for name in ("ms_ssim", "mr_stft", "lsd")
         }
+
+    def budget_mean(self) -> ErrorBudget | None:
+        """The pieces' error budgets averaged region by region (None if none was computed)."""
+        budgets = [piece.budget for piece in self.pieces if piece.budget is not None]
+        return mean_budget(budgets) if budgets else None
 
     def format(self) -> str:
         """Plain text: the Table 6.3 row, the classifier on real chunks, the audio table."""
@@ -164,10 +183,15 @@ class RenderEvaluation:
         mean = self.audio_mean()
         figures = f"{mean['ms_ssim']:8.4f}  {mean['mr_stft']:8.4f}  {mean['lsd']:8.2f}"
         lines.append(f"{'mean'.ljust(width)}  {figures}")
+        budget = self.budget_mean()
+        if budget is not None:
+            lines += ["", f"error budget, mean over {count}:", budget.format()]
         if self.png is not None:
             lines += ["", f"spectrograms: {self.png}"]
         if self.lobes_png is not None:
             lines.append(f"learned partial lobes: {self.lobes_png}")
+        if self.budget_png is not None:
+            lines.append(f"error budget: {self.budget_png}")
         lines.append(f"({self.seconds:.1f} s)")
         return "\n".join(lines)
 
@@ -267,18 +291,9 @@ def save_comparison_png(
         Mono audio at `sample_rate` Hz; both are resampled to the protocol's 16 kHz and
         drawn as its dB images (Hann n_fft 1024, hop 256, 80 dB range).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ref = resample(reference, sample_rate, PROTOCOL_SAMPLE_RATE)
-    cand = resample(candidate, sample_rate, PROTOCOL_SAMPLE_RATE)
-    n = min(len(ref), len(cand))
-    ref, cand = ref[:n], cand[:n]
-    cand = cand * (np.sqrt(np.mean(ref**2)) / max(np.sqrt(np.mean(cand**2)), 1e-9))
-    peak = power_spectrogram(ref).flatten().max()
-    images = [(db_image(wave, peak).numpy() - 1.0) * DB_IMAGE_RANGE_DB for wave in (ref, cand)]
+    plt = _pyplot()
+    pair = protocol_pair(reference, candidate, sample_rate)
+    images = [(image.numpy() - 1.0) * DB_IMAGE_RANGE_DB for image in pair.images()]
     duration_s = images[0].shape[1] * DB_IMAGE_HOP_LENGTH / PROTOCOL_SAMPLE_RATE
     figure, axes = plt.subplots(
         1,
@@ -306,10 +321,7 @@ def save_comparison_png(
     figure.colorbar(shown, ax=axes, label="dB (re. reference peak)")
     if title:
         figure.suptitle(title)
-    with atomic_output(path) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path)
 
 
 def save_lobes_png(path: str | Path, model: RenderModel) -> Path:
@@ -334,6 +346,7 @@ def evaluate_render(
     n_iter: int = 32,
     per_track: bool = True,
     noise_subtraction: bool = False,
+    budget: bool = False,
     progress: bool = False,
 ) -> RenderEvaluation:
     """Evaluate a render model on the held-out pieces of a URMP-format folder (see module notes).
@@ -359,6 +372,8 @@ def evaluate_render(
         Render each part alone and combine (the render default); False renders the mix.
     noise_subtraction : bool
         Subtract the generator's empty-roll magnitude, as `render --noise-subtraction`.
+    budget : bool
+        Also compute each piece's error budget (:mod:`orchestrion.metrics.budget`).
     progress : bool
         Progress bars on stderr.
 
@@ -390,7 +405,17 @@ def evaluate_render(
         )
         audio = as_saved_wav(result.audio, result.sample_rate)  # what `render` writes
         comparison = compare_audio(reference, audio, reference_rate, result.sample_rate)
-        pieces.append(PieceScore(record.piece_id, comparison, result.warnings))
+        piece_budget = None
+        if budget:
+            onsets = [
+                note.start
+                for instrument in melodic_instruments(dataset.load_score(record))
+                for note in instrument.notes
+            ]
+            piece_budget = error_budget(
+                reference, audio, reference_rate, result.sample_rate, onsets_s=onsets
+            )
+        pieces.append(PieceScore(record.piece_id, comparison, result.warnings, piece_budget))
         if out_png is not None and png is None:
             candidate = resample(audio, result.sample_rate, reference_rate)
             png = save_comparison_png(
@@ -403,6 +428,12 @@ def evaluate_render(
     lobes_png = None
     if png is not None and model.network.lobe_parameters():
         lobes_png = save_lobes_png(png.with_name(f"{png.stem}-lobes.png"), model)
+    budget_png = None
+    mean = mean_budget([p.budget for p in pieces]) if budget else None
+    if png is not None and mean is not None:
+        budget_png = save_error_budget_png(
+            png.with_name(f"{png.stem}-budget.png"), mean, title=f"error budget, {len(pieces)} pieces"
+        )
     source = str(model.source) if model.source is not None else "(in memory)"
     return RenderEvaluation(
         source,
@@ -417,6 +448,7 @@ def evaluate_render(
         time.perf_counter() - started,
         per_track,
         lobes_png,
+        budget_png,
     )
 
 

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from orchestrion.metrics.budget import ErrorBudget
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +28,7 @@ def save_figure(fig, path: str | Path) -> Path:
     """Write a matplotlib figure as a PNG (atomically: temp file, then rename) and close it."""
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return Path(path)
 
 
@@ -40,7 +41,7 @@ def save_spectrogram_png(
     floor_db: float = -80.0,
 ) -> Path:
     """Save a (freq, frames) dB spectrogram as a PNG with time (s) and frequency (Hz) axes."""
-    plt = _pyplot()
+    plt = pyplot()
     spec = np.maximum(np.asarray(spectrogram_db, dtype=np.float32), floor_db)
     n_frames = spec.shape[1]
     duration_s = n_frames * hop_length / sample_rate
@@ -69,7 +70,7 @@ def save_lobe_corrections_png(
     (same shape) is true are drawn, and each panel shows the keys that have a correction.
     The colours span +-`limit_db` (default: the 99th percentile of |correction|, at least 1 dB).
     """
-    plt = _pyplot()
+    plt = pyplot()
     names = list(corrections_db)
     if not names:
         raise ValueError("no instrument to draw")
@@ -99,7 +100,7 @@ def save_lobe_corrections_png(
 
 def save_error_budget_png(path: str | Path, budget: ErrorBudget, title: str = "") -> Path:
     """Horizontal bars: the MS-SSIM gained by restoring each region, one colour per group."""
-    plt = _pyplot()
+    plt = pyplot()
     regions = list(budget.regions)
     if not regions:
         raise ValueError("the error budget has no regions to draw")

@@ -63,6 +63,7 @@ __all__ = [
     "mr_stft_distance",
     "log_spectral_distance",
     "compare_audio",
+    "compare_pair",
     "compare_files",
 ]
 
@@ -410,7 +411,12 @@ def compare_audio(
     NonFiniteAudioError
         NaN or infinite samples.
     """
-    pair = protocol_pair(reference, candidate, sample_rate, candidate_sample_rate)
+    return compare_pair(protocol_pair(reference, candidate, sample_rate, candidate_sample_rate))
+
+
+@torch.inference_mode()
+def compare_pair(pair: ProtocolPair) -> AudioComparison:
+    """Steps 4-6 of the protocol (MS-SSIM, MR-STFT, LSD) on an already prepared pair."""
     ref_wave, cand_wave = pair.reference, pair.candidate
     ref_image, cand_image = pair.images()
     ms_ssim = float(spectrogram_ms_ssim(ref_image[None, None], cand_image[None, None], data_range=1.0)[0])

@@ -17,8 +17,9 @@ Two protocols, one report (:class:`RenderEvaluation`):
    :func:`~orchestrion.audio.io.as_saved_wav`, as the protocol's ``compare_audio.py`` reads
    our file) and compared with the piece's ``AuMix`` (for our
    datasets: FluidSynth with the same SoundFont) by
-   :func:`orchestrion.metrics.compare_audio`: MS-SSIM of dB images, MR-STFT distance,
-   LSD; the mean over pieces is reported.
+   :func:`orchestrion.metrics.compare_audio` (as its two halves, ``protocol_pair`` and
+   ``compare_pair``, so the error budget reuses the prepared pair): MS-SSIM of dB images,
+   MR-STFT distance, LSD; the mean over pieces is reported.
 
 With ``budget=True`` (``--budget``), each piece also gets an error budget
 (:mod:`orchestrion.metrics.budget`): its MS-SSIM with one region of the render's dB image
@@ -51,7 +52,6 @@ from orchestrion.metrics import (
     AudioComparison,
     ClassifierScores,
     Table63Row,
-    compare_audio,
     instrument_classifier_scores,
     spectrogram_l1,
     table63_row,
@@ -60,10 +60,11 @@ from orchestrion.metrics.audio import (
     DB_IMAGE_HOP_LENGTH,
     DB_IMAGE_RANGE_DB,
     PROTOCOL_SAMPLE_RATE,
+    compare_pair,
     protocol_pair,
 )
-from orchestrion.metrics.budget import ErrorBudget, error_budget, mean_budget
-from orchestrion.plots import _pyplot, save_error_budget_png, save_figure, save_lobe_corrections_png
+from orchestrion.metrics.budget import ErrorBudget, image_error_budget, mean_budget
+from orchestrion.plots import pyplot, save_error_budget_png, save_figure, save_lobe_corrections_png
 from orchestrion.symbolic.midi import melodic_instruments
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.infer import RenderModel, render_score
@@ -291,7 +292,7 @@ def save_comparison_png(
         Mono audio at `sample_rate` Hz; both are resampled to the protocol's 16 kHz and
         drawn as its dB images (Hann n_fft 1024, hop 256, 80 dB range).
     """
-    plt = _pyplot()
+    plt = pyplot()
     pair = protocol_pair(reference, candidate, sample_rate)
     images = [(image.numpy() - 1.0) * DB_IMAGE_RANGE_DB for image in pair.images()]
     duration_s = images[0].shape[1] * DB_IMAGE_HOP_LENGTH / PROTOCOL_SAMPLE_RATE
@@ -404,7 +405,8 @@ def evaluate_render(
             noise_subtraction=noise_subtraction, progress=progress,
         )
         audio = as_saved_wav(result.audio, result.sample_rate)  # what `render` writes
-        comparison = compare_audio(reference, audio, reference_rate, result.sample_rate)
+        pair = protocol_pair(reference, audio, reference_rate, result.sample_rate)
+        comparison = compare_pair(pair)
         piece_budget = None
         if budget:
             onsets = [
@@ -412,9 +414,7 @@ def evaluate_render(
                 for instrument in melodic_instruments(dataset.load_score(record))
                 for note in instrument.notes
             ]
-            piece_budget = error_budget(
-                reference, audio, reference_rate, result.sample_rate, onsets_s=onsets
-            )
+            piece_budget = image_error_budget(*pair.images(), onsets_s=onsets)
         pieces.append(PieceScore(record.piece_id, comparison, result.warnings, piece_budget))
         if out_png is not None and png is None:
             candidate = resample(audio, result.sample_rate, reference_rate)

@@ -340,8 +340,10 @@ class ProtocolPair:
     len_reference: int
     len_candidate: int
 
+    @functools.cached_property
     def images(self) -> tuple[Tensor, Tensor]:
-        """Both dB images re the reference's peak: float64 (513, frames) each, in [0, 1]."""
+        """Both dB images re the reference's peak: float64 (513, frames) each, in [0, 1]
+        (computed once per pair)."""
         reference_peak = _peak(power_spectrogram(self.reference))
         return db_image(self.reference, reference_peak), db_image(self.candidate, reference_peak)
 
@@ -418,7 +420,7 @@ def compare_audio(
 def compare_pair(pair: ProtocolPair) -> AudioComparison:
     """Steps 4-6 of the protocol (MS-SSIM, MR-STFT, LSD) on an already prepared pair."""
     ref_wave, cand_wave = pair.reference, pair.candidate
-    ref_image, cand_image = pair.images()
+    ref_image, cand_image = pair.images
     ms_ssim = float(spectrogram_ms_ssim(ref_image[None, None], cand_image[None, None], data_range=1.0)[0])
     return AudioComparison(
         ms_ssim=ms_ssim,

@@ -205,7 +205,7 @@ def error_budget(
     (mono, 16 kHz, trimmed, RMS matched), so `ErrorBudget.ms_ssim` is its MS-SSIM.
     """
     pair = protocol_pair(reference, candidate, sample_rate, candidate_sample_rate)
-    return image_error_budget(*pair.images(), onsets_s=onsets_s)
+    return image_error_budget(*pair.images, onsets_s=onsets_s)
 
 
 __all__ = [

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from orchestrion.audio.io import as_saved_wav, resample
+from orchestrion.audio.io import as_saved_wav
 from orchestrion.data.urmp import URMPDataset
 from orchestrion.errors import ConfigError
 from orchestrion.metrics import (
@@ -60,6 +60,7 @@ from orchestrion.metrics.audio import (
     DB_IMAGE_HOP_LENGTH,
     DB_IMAGE_RANGE_DB,
     PROTOCOL_SAMPLE_RATE,
+    ProtocolPair,
     compare_pair,
     protocol_pair,
 )
@@ -277,24 +278,15 @@ def _chunk_figures(
     return len(indices), row, real_scores
 
 
-def save_comparison_png(
-    path: str | Path,
-    reference: np.ndarray,
-    candidate: np.ndarray,
-    sample_rate: int,
-    title: str = "",
-) -> Path:
+def save_comparison_png(path: str | Path, pair: ProtocolPair, title: str = "") -> Path:
     """Reference and candidate spectrograms side by side, dB re the reference's peak (atomic write).
 
-    Parameters
-    ----------
-    reference, candidate : np.ndarray, float32 (samples,)
-        Mono audio at `sample_rate` Hz; both are resampled to the protocol's 16 kHz and
-        drawn as its dB images (Hann n_fft 1024, hop 256, 80 dB range).
+    `pair` is the two signals as the protocol prepares them
+    (:func:`~orchestrion.metrics.audio.protocol_pair`), drawn as its dB images (Hann n_fft
+    1024, hop 256, 80 dB range).
     """
     plt = pyplot()
-    pair = protocol_pair(reference, candidate, sample_rate)
-    images = [(image.numpy() - 1.0) * DB_IMAGE_RANGE_DB for image in pair.images()]
+    images = [(image.numpy() - 1.0) * DB_IMAGE_RANGE_DB for image in pair.images]
     duration_s = images[0].shape[1] * DB_IMAGE_HOP_LENGTH / PROTOCOL_SAMPLE_RATE
     figure, axes = plt.subplots(
         1,
@@ -414,13 +406,10 @@ def evaluate_render(
                 for instrument in melodic_instruments(dataset.load_score(record))
                 for note in instrument.notes
             ]
-            piece_budget = image_error_budget(*pair.images(), onsets_s=onsets)
+            piece_budget = image_error_budget(*pair.images, onsets_s=onsets)
         pieces.append(PieceScore(record.piece_id, comparison, result.warnings, piece_budget))
         if out_png is not None and png is None:
-            candidate = resample(audio, result.sample_rate, reference_rate)
-            png = save_comparison_png(
-                out_png, reference, candidate, reference_rate, title=record.piece_id
-            )
+            png = save_comparison_png(out_png, pair, title=record.piece_id)
     if not pieces:
         raise ConfigError(
             f"no held-out piece of split {split!r} has a Sco_*.mid score to render", data_dir

@@ -11,6 +11,7 @@ import torch
 from orchestrion.data.build_urmp import build_urmp
 from orchestrion.errors import ConfigError
 from orchestrion.systems.organ.data import OrganChunks, TargetSpectrogram, load_pieces, subsets_for
+from orchestrion.systems.organ.encoding import AGE_UNKNOWN, note_ages
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
 from orchestrion.systems.organ.presets import get_preset
 
@@ -65,6 +66,30 @@ def test_energy_follows_the_roll(tiny_pieces):
     n = min(spec.shape[-1], len(active))
     energy = spec[:, :n].sum(dim=0).numpy()
     assert energy[active[:n]].mean() > 3 * max(energy[~active[:n]].mean(), 1e-6)
+
+
+def test_chunk_note_ages_are_the_whole_pieces_cropped(tiny_pieces):
+    """Ages look back before a chunk: a note begun before it has its true age, not 'unknown'."""
+    config = get_preset("cpu", **TINY, note_age_s=[0.05, 0.2])
+    chunks = OrganChunks(tiny_pieces, config)
+    assert "ages" not in OrganChunks(tiny_pieces, get_preset("cpu", **TINY))[0]
+    checked = carried = 0
+    for i in range(0, len(chunks), max(1, len(chunks) // 40)):
+        p, subset, start = chunks.index[i]
+        if len(subset) != 1:
+            continue
+        piece, k = tiny_pieces[p], subset[0]
+        whole = note_ages(torch.from_numpy(piece.rolls[k]), torch.from_numpy(piece.onsets[k]))
+        frames = min(config.chunk_frames, whole.shape[-1] - start)
+        item = chunks[i]
+        expected = whole[:, start:start + frames]
+        ages = item["ages"][piece.slots[k], :, :frames]
+        near = expected <= config.note_age_lookback  # older notes may be cut off: their features are ~0
+        torch.testing.assert_close(ages[near], expected[near], rtol=0, atol=0)
+        assert bool((ages[item["roll"][piece.slots[k], :, :frames] <= 0] == AGE_UNKNOWN).all())
+        carried += int(bool((ages[:, 0] < AGE_UNKNOWN).any() & (ages[:, 0] > 0).any()))
+        checked += 1
+    assert checked >= 5 and carried >= 1
 
 
 def test_label_counts_and_single_pool(tiny_pieces):

@@ -47,12 +47,14 @@ class SameConv2d(nn.Conv2d):
             in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias
         )
 
-    def forward(self, x: Tensor, live: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, live: Tensor | None = None, gathered: bool = False) -> Tensor:
         """`live` (int indices) names the input channels that are not all zero, if known:
-        only they are convolved (the same result, for fewer operations)."""
+        only they are convolved (the same result, for fewer operations). With `gathered`,
+        `x` holds just those channels, in that order."""
         weight = self.weight
         if live is not None:
-            x = x[:, live].contiguous(memory_format=torch.channels_last)
+            if not gathered:
+                x = x[:, live].contiguous(memory_format=torch.channels_last)
             weight = weight[:, live]
         top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
         left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])

@@ -28,6 +28,7 @@ from orchestrion.data.urmp import URMPDataset
 from orchestrion.errors import ConfigError
 from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.symbolic.pianoroll import score_to_pianoroll
+from orchestrion.systems.organ.encoding import AGE_UNKNOWN, note_ages
 from orchestrion.systems.organ.presets import OrganConfig
 
 DEFAULT_VELOCITY = 100
@@ -119,6 +120,7 @@ class OrganChunks(Dataset):
     """Chunks of (roll, onsets, audio, instrument labels) for training.
 
     Items are dicts: ``roll`` (16, 128, T) float32 velocity/127; ``onsets`` (16, 128, T);
+    ``ages`` (16, 128, T) frames since each note's onset, only with note-age features;
     ``instruments`` (16,) multi-hot; ``audio`` ((T - 1) * hop,) the chunk's mix. The
     target spectrogram is made from ``audio`` batch-wise by :class:`TargetSpectrogram`
     (one batched STFT is far cheaper than one per item). T = config.chunk_frames.
@@ -165,6 +167,8 @@ class OrganChunks(Dataset):
         roll = np.zeros((config.n_slots, 128, frames), dtype=np.float32)
         onsets = np.zeros_like(roll)
         labels = np.zeros(config.n_slots, dtype=np.float32)
+        lookback = config.note_age_lookback
+        ages = np.full_like(roll, AGE_UNKNOWN) if lookback else None
         for k in parts:
             slot = piece.slots[k]
             segment = piece.rolls[k, :, start:start + frames].astype(np.float32)
@@ -172,8 +176,18 @@ class OrganChunks(Dataset):
             onset = piece.onsets[k, :, start:start + frames]
             onsets[slot, :, :onset.shape[-1]] = np.maximum(onsets[slot, :, :onset.shape[-1]], onset)
             labels[slot] = 1.0
-        return {"roll": torch.from_numpy(roll), "onsets": torch.from_numpy(onsets),
+            if ages is not None:
+                since = max(0, start - lookback)  # the onsets of notes still sounding at `start`
+                part_ages = note_ages(torch.from_numpy(piece.rolls[k, :, since:start + frames]),
+                                      torch.from_numpy(piece.onsets[k, :, since:start + frames]))
+                part_ages = part_ages[:, start - since:].numpy()
+                view = ages[slot, :, :part_ages.shape[-1]]
+                np.minimum(view, part_ages, out=view)  # two parts on one slot: the latest onset
+        item = {"roll": torch.from_numpy(roll), "onsets": torch.from_numpy(onsets),
                 "instruments": torch.from_numpy(labels), "audio": torch.from_numpy(audio)}
+        if ages is not None:
+            item["ages"] = torch.from_numpy(ages)
+        return item
 
     def single_instrument_indices(self) -> list[int]:
         """Items that mix one part only (the `single` regime and `transfer`'s first stage)."""

@@ -24,6 +24,11 @@ per slot (``onset_channels=True``), encoded the same way; onsets come from
 ``score_to_pianoroll(..., onsets=True)`` or, when not given, from the roll's rising
 edges.
 
+Note-age features (``note_age_s`` in the config) are encoded the same way: for each time
+constant tau, a sounding note contributes ``value * exp(-age / tau)``, age being the frames
+since its onset (:func:`note_ages`). They feed the generator's own input branch
+(``Generator.age_input``), not the discriminator.
+
 The last row (the Nyquist bin, ``n_fft / 2``) is always zero: no note is placed there.
 The generator does not read it (its head produces that bin), so encodings keep it
 empty by construction; the discriminator sees the encoded roll on exactly the
@@ -106,6 +111,34 @@ def rising_edges(roll: Tensor) -> Tensor:
     return (active & ~before).to(roll.dtype)
 
 
+AGE_UNKNOWN = 1.0e4
+"""The age, in frames, of a cell whose onset was not seen (a note begun before the frames
+given, or silence): old enough that every note-age feature is 0."""
+
+
+def note_ages(roll: Tensor, onsets: Tensor) -> Tensor:
+    """Frames since the onset of the note sounding in each cell, (..., T) -> float32 (..., T).
+
+    0 on an onset frame. A cell that is silent, or whose note sounds from the first frame
+    without an onset there (it began before), gets :data:`AGE_UNKNOWN`: give the frames
+    before a window too (``note_age_lookback``) and crop, for exact ages.
+    """
+    if roll.shape != onsets.shape:
+        raise ConfigError(f"onset roll {tuple(onsets.shape)} and pianoroll {tuple(roll.shape)} differ")
+    n_frames = roll.shape[-1]
+    sounding = roll.reshape(-1, n_frames) > 0
+    ages = torch.full(sounding.shape, AGE_UNKNOWN, dtype=torch.float32, device=roll.device)
+    lanes = sounding.any(dim=-1).nonzero().flatten()  # a roll is sparse: only these are counted
+    if lanes.numel():
+        frames = torch.arange(n_frames, device=roll.device).expand(len(lanes), n_frames)
+        struck = onsets.reshape(-1, n_frames)[lanes] > 0
+        last_onset = torch.where(struck, frames, -1).cummax(dim=-1).values
+        known = sounding[lanes] & (last_onset >= 0)
+        counted = (frames - last_onset).to(torch.float32)
+        ages[lanes] = torch.where(known, counted, torch.full_like(counted, AGE_UNKNOWN))
+    return ages.reshape(roll.shape)
+
+
 class RollEncoding(nn.Module):
     """Base of the encodings: (B, slots, 128, T) roll -> (B, C, n_bins, T) image.
 
@@ -186,6 +219,23 @@ class RollEncoding(nn.Module):
                 )
         onset_image = self.to_frequency((onsets > 0).to(image.dtype))
         return torch.cat([image, onset_image], dim=1)
+
+    def age_image(self, roll: Tensor, ages: Tensor, scales: tuple[float, ...], slots: Tensor) -> Tensor:
+        """Note-age features of some slots: (B, S, 128, T) roll and ages (frames), slot
+        indices (L,) -> (B, L * K, n_bins, T).
+
+        Channel ``j * K + k`` holds slot ``slots[j]``'s notes weighted by
+        ``exp(-age / scales[k])`` (K = len(scales), in frames), placed on the frequency
+        axis like the roll. Only the slots asked for are computed (those that sound).
+        """
+        self._check(roll, "pianoroll")
+        if ages.shape != roll.shape:
+            raise ConfigError(f"note ages {tuple(ages.shape)} and pianoroll {tuple(roll.shape)} differ")
+        values = self.values(roll[:, slots])
+        rates = 1.0 / torch.tensor(scales, dtype=values.dtype, device=values.device)
+        decays = torch.exp(-ages[:, slots].to(values.dtype).unsqueeze(2) * rates[:, None, None])
+        lanes = (values.unsqueeze(2) * decays).flatten(1, 2)  # (B, L * K, 128, T)
+        return self.to_frequency(lanes)
 
 
 class _PitchRowEncoding(RollEncoding):
@@ -332,6 +382,7 @@ def build_encoding(
 
 
 __all__ = [
+    "AGE_UNKNOWN",
     "ENCODING_NAMES",
     "BinaryRollEncoding",
     "HarmonicRollEncoding",
@@ -339,5 +390,6 @@ __all__ = [
     "VelocityRollEncoding",
     "build_encoding",
     "harmonic_templates",
+    "note_ages",
     "rising_edges",
 ]

@@ -249,7 +249,8 @@ def _chunk_figures(
             onsets = torch.stack([item["onsets"] for item in items])
             audio = torch.stack([item["audio"] for item in items])
             real = model.target(audio).unsqueeze(1)
-            fake = model(roll, onsets)
+            ages = torch.stack([item["ages"] for item in items]) if config.note_age_s else None
+            fake = model(roll, onsets, ages)
             real_logs.append(real)
             fake_logs.append(fake)
             real_images.append(image(real))

@@ -12,8 +12,10 @@ Pipeline (:func:`render_score`)
 2. **Roll.** The pianoroll is made exactly as in training (``systems/organ/data.py``):
    :func:`~orchestrion.symbolic.score_to_pianoroll` at ``sample_rate / hop_length``
    frames per second, ``mode="velocity"``, with onsets; the model is called as
-   ``model(roll, onsets if config.onset_channels else None)``. It is rasterised one
-   stretch of windows at a time (:class:`StreamingRoll`), so it never exists whole.
+   ``model(roll, onsets, ages)``. It is rasterised one stretch of windows at a time
+   (:class:`StreamingRoll`), so it never exists whole. A model with note-age features
+   gets each note's age from the stretch rasterised from ``note_age_lookback`` frames
+   earlier, so a note begun before a window has its true age, as in training.
 3. **Generator, window by window** (:mod:`orchestrion.systems.organ.windows`), each
    window's log-power turned into a magnitude with the training target's inverse (the
    input gain divided back out), the windows cross-faded. Windows where a part has no note
@@ -71,6 +73,7 @@ from orchestrion.nn.blocks import NoiseDropout
 from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.symbolic.midi import ScoreLike
 from orchestrion.systems.organ.data import TargetSpectrogram
+from orchestrion.systems.organ.encoding import AGE_UNKNOWN, note_ages
 from orchestrion.systems.organ.model import OrganModel
 from orchestrion.systems.organ.presets import OrganConfig
 from orchestrion.systems.organ.tracks import (
@@ -327,14 +330,15 @@ class RenderModel(nn.Module):
         """Roll and spectrogram frames per second."""
         return self.config.frame_rate_hz
 
-    def forward(self, roll: Tensor, onsets: Tensor | None = None) -> Tensor:
-        """Log-power spectrogram of a roll; onsets are passed only if the model uses them."""
-        return self.network(roll, onsets if self.config.onset_channels else None)
+    def forward(self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None) -> Tensor:
+        """Log-power spectrogram of a roll; onsets and note ages matter only to a model that
+        uses them (see :meth:`OrganModel.forward`)."""
+        return self.network(roll, onsets, ages)
 
     @torch.inference_mode()
-    def magnitude(self, roll: Tensor, onsets: Tensor | None = None) -> Tensor:
+    def magnitude(self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None) -> Tensor:
         """|X| of the audio itself (input gain divided out), (B, 16, 128, T) -> (B, n_bins, T)."""
-        return self.target.inverse_magnitude(self(roll, onsets)[:, 0])
+        return self.target.inverse_magnitude(self(roll, onsets, ages)[:, 0])
 
     def clear_noise_cache(self) -> None:
         """Forget the cached empty-roll magnitudes (they are recomputed on the next render)."""
@@ -482,10 +486,15 @@ def render_score(
 
     def render_batch(index: int, batch: range) -> tuple[range, Tensor]:
         first = plan.start(batch[0])
-        roll, onsets = roll_source.frames(first, plan.start(batch[-1]) + plan.window)
+        since = max(0, first - config.note_age_lookback)
+        roll, onsets = roll_source.frames(since, plan.start(batch[-1]) + plan.window)
+        ages = None
+        if config.note_age_s:
+            ages = note_ages(torch.from_numpy(roll), torch.from_numpy(onsets)).numpy()[..., first - since :]
+        roll, onsets = roll[..., first - since :], onsets[..., first - since :]
         with dropout_stream(_stream_seed(seed, _WINDOW_STREAM, index)), torch.inference_mode():
             return batch, _render_windows(
-                model, plan, batch, first, roll, onsets, groups, noise, batch_windows
+                model, plan, batch, first, (roll, onsets, ages), groups, noise, batch_windows
             )
 
     with _progress(progress) as bar:
@@ -560,17 +569,18 @@ def _render_windows(
     plan: WindowPlan,
     batch: range,
     first: int,
-    roll: np.ndarray,
-    onsets: np.ndarray,
+    lanes: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     groups: Sequence[tuple[int, ...]],
     noise: Tensor | None,
     batch_size: int,
 ) -> Tensor:
     """Magnitudes (len(batch), n_bins, window) of some windows, slot groups combined by power.
 
-    `roll` and `onsets` (slots, 128, frames) start at frame `first`. Windows (or slot
+    `lanes` are the roll, its onsets and the note ages (None for a model without
+    note-age features), each (slots, 128, frames) from frame `first`. Windows (or slot
     groups) whose roll is empty are silent and not run.
     """
+    roll, onsets, ages = lanes
     config = model.config
     out = torch.zeros(len(batch), config.n_bins, plan.window)
     jobs: list[tuple[int, tuple[int, ...]]] = []
@@ -584,12 +594,15 @@ def _render_windows(
         chunk = jobs[j : j + batch_size]
         rolls = torch.zeros(len(chunk), config.n_slots, 128, plan.window)
         starts = torch.zeros_like(rolls)
+        olds = None if ages is None else torch.full_like(rolls, AGE_UNKNOWN)
         for b, (i, group) in enumerate(chunk):
             local = plan.start(batch[i]) - first
             slots = list(group)
             rolls[b, slots] = torch.from_numpy(roll[slots, :, local : local + plan.window])
             starts[b, slots] = torch.from_numpy(onsets[slots, :, local : local + plan.window])
-        magnitude = model.magnitude(rolls, starts)
+            if olds is not None and ages is not None:
+                olds[b, slots] = torch.from_numpy(ages[slots, :, local : local + plan.window])
+        magnitude = model.magnitude(rolls, starts, olds)
         if noise is not None:
             magnitude = (magnitude - noise).clamp(min=0.0)
         for b, (i, _) in enumerate(chunk):

@@ -84,7 +84,7 @@ from orchestrion.nn.blocks import (
     set_inference_dropout,
 )
 from orchestrion.nn.msssim import MSSSIMLoss
-from orchestrion.systems.organ.encoding import RollEncoding, build_encoding
+from orchestrion.systems.organ.encoding import RollEncoding, build_encoding, note_ages, rising_edges
 from orchestrion.systems.organ.harmonic_output import HarmonicOutput
 from orchestrion.systems.organ.presets import (
     CLASSIFIER_INPUTS,
@@ -149,6 +149,17 @@ def _output_activation(name: str) -> nn.Module:
     )
 
 
+class SideInput(NamedTuple):
+    """The generator's note-age input: the image of some of its channels, and which.
+
+    ``image`` (B, len(channels), n_bins, T) holds channels ``channels`` (int indices) of the
+    full (B, side_channels, n_bins, T) input; the others are all zero and not built.
+    """
+
+    image: Tensor
+    channels: Tensor
+
+
 class _Down(nn.Module):
     """Conv 4x4 stride 2 (SAME) -> [BatchNorm] -> LeakyReLU(0.2).
 
@@ -161,9 +172,11 @@ class _Down(nn.Module):
         self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
         self.act = nn.LeakyReLU(NEGATIVE_SLOPE)
 
-    def forward(self, x: Tensor, live: Tensor | None = None) -> Tensor:
-        """`live`: the input channels that are not all zero, if known (see SameConv2d)."""
-        return self.act(self.norm(self.conv(x, live)))
+    def forward(self, x: Tensor, live: Tensor | None = None, added: Tensor | None = None) -> Tensor:
+        """`live`: the input channels that are not all zero, if known (see SameConv2d);
+        `added`: a side branch's convolution, summed with this one's before the norm."""
+        y = self.conv(x, live)
+        return self.act(self.norm(y if added is None else y + added))
 
 
 class _Up(nn.Module):
@@ -208,6 +221,10 @@ class Generator(nn.Module):
     output_activation : {"softplus", "leaky_relu", "relu", "identity"}
     extra_outputs : int
         Raw output channels after the spectrogram (the harmonic output's per-slot log-gains).
+    side_channels : int
+        Channels of a second input (the note-age features), read by their own first-layer
+        convolution ``age_input``, summed with the first layer's; it starts at zero, so a
+        model trained without it renders the same until it learns to use it. 0: none.
 
     Shapes
     ------
@@ -226,6 +243,7 @@ class Generator(nn.Module):
         dropout_layers: int = 3,
         output_activation: str = "leaky_relu",
         extra_outputs: int = 0,
+        side_channels: int = 0,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -252,6 +270,10 @@ class Generator(nn.Module):
                 incoming = self.decoder_widths[j - 1] + self.encoder_widths[depth - 1 - j]
             decoder.append(_Up(incoming, width, dropout if j < dropout_layers else 0.0))
         self.decoder = nn.ModuleList(decoder)
+        self.age_input: SameConv2d | None = None
+        if side_channels:
+            self.age_input = SameConv2d(side_channels, self.encoder_widths[0], 4, stride=2, bias=False)
+            nn.init.zeros_(self.age_input.weight)
         self.extra_outputs = int(extra_outputs)
         self.head = nn.ConvTranspose2d(
             self.decoder_widths[-1], 1 + self.extra_outputs, kernel_size=2, stride=1
@@ -283,17 +305,9 @@ class Generator(nn.Module):
         """(rows, frames) of the padded grid the U-Net works on for an (n_bins, n_frames) output."""
         return padded_length(max(n_bins - 1, 1), self.depth), padded_length(n_frames, self.depth)
 
-    def forward(self, image: Tensor, extra: Tensor | None = None) -> Tensor:
-        """Encoded roll (B, C, F, T) -> log-power spectrogram (B, 1, F, T) [+ extra outputs].
-
-        `extra` (int indices) picks the extra output channels to compute, in that order;
-        default all. The harmonic output reads only the slots that sound.
-        """
-        if image.dim() != 4:
-            raise ConfigError(
-                "the generator takes an encoded roll (batch, channels, bins, frames), "
-                f"got {tuple(image.shape)}"
-            )
+    def _on_grid(self, image: Tensor) -> tuple[Tensor, Tensor | None]:
+        """An input image (B, C, F, T) on the U-Net's padded grid, channels-last, and its
+        channels that are not all zero (None: all of them, or none)."""
         n_bins, n_frames = image.shape[-2:]
         grid_rows, grid_frames = self.grid_size(n_bins, n_frames)
         x = image[:, :, : max(n_bins - 1, 1)]
@@ -303,7 +317,35 @@ class Generator(nn.Module):
         # a part rendered alone, or a chunk of a few instruments, lights a few slot channels
         live = image.flatten(2).any(dim=-1).any(dim=0)
         every_or_none = bool(live.all()) or not bool(live.any())  # an empty roll: all, as before
-        skips = [self.encoder[0](x, None if every_or_none else live.nonzero().flatten())]
+        return x, None if every_or_none else live.nonzero().flatten()
+
+    def forward(self, image: Tensor, extra: Tensor | None = None, side: SideInput | None = None) -> Tensor:
+        """Encoded roll (B, C, F, T) -> log-power spectrogram (B, 1, F, T) [+ extra outputs].
+
+        `extra` (int indices) picks the extra output channels to compute, in that order;
+        default all. The harmonic output reads only the slots that sound. `side` is the
+        note-age input (its non-zero channels), required if the generator has one.
+        """
+        if image.dim() != 4:
+            raise ConfigError(
+                "the generator takes an encoded roll (batch, channels, bins, frames), "
+                f"got {tuple(image.shape)}"
+            )
+        if (side is None) != (self.age_input is None):
+            raise ConfigError("the generator's note-age input is " + (
+                "missing" if side is None else "given, but this generator has none"))
+        n_bins, n_frames = image.shape[-2:]
+        grid_rows, grid_frames = self.grid_size(n_bins, n_frames)
+        x, live = self._on_grid(image)
+        added = None
+        if self.age_input is not None and side is not None and side.channels.numel():
+            if side.image.shape[-2:] != image.shape[-2:] or side.image.shape[0] != image.shape[0] \
+                    or side.image.shape[1] != side.channels.numel():
+                raise ConfigError(f"note-age input {tuple(side.image.shape)} does not match the "
+                                  f"roll's image {tuple(image.shape)}")
+            grid, _ = self._on_grid(side.image)
+            added = self.age_input(grid, side.channels, gathered=True)
+        skips = [self.encoder[0](x, live, added)]
         for down in self.encoder[1:]:
             skips.append(down(skips[-1]))
         x = skips[-1]
@@ -531,6 +573,7 @@ class OrganModel(nn.Module):
             dropout_layers=config.dropout_layers,
             output_activation=config.output_activation,
             extra_outputs=config.n_slots if config.output_prior == "harmonic" else 0,
+            side_channels=config.n_slots * len(config.note_age_s),
         )
         self.harmonic_output: HarmonicOutput | None = None
         if config.output_prior == "harmonic":
@@ -560,21 +603,46 @@ class OrganModel(nn.Module):
         """Encode a roll (B, S, 128, T) [+ onsets] -> (B, C, n_bins, T)."""
         return self.encoding(roll, onsets)
 
-    def generate(self, condition: Tensor, roll: Tensor) -> Tensor:
-        """The generator on an encoded roll, with the output prior that needs the roll itself.
+    def age_condition(
+        self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None
+    ) -> SideInput | None:
+        """The generator's note-age input (the channels of the slots that sound somewhere in
+        the batch, K per slot), None if the config has none.
+
+        `ages` (frames since each note's onset, :func:`note_ages` over the frames before
+        too) is derived from the given frames when omitted: a note already sounding at frame
+        0 then counts as old if `onsets` are given, or as struck there if they are not (the
+        roll's rising edges stand in for them).
+        """
+        if not self.config.note_age_s:
+            return None
+        if ages is None:
+            ages = note_ages(roll, rising_edges(roll) if onsets is None else onsets)
+        scales = self.config.note_age_frames
+        slots = (roll > 0).flatten(2).any(dim=-1).any(dim=0).nonzero().flatten()
+        channels = (slots[:, None] * len(scales) + torch.arange(len(scales), device=slots.device)).flatten()
+        return SideInput(self.encoding.age_image(roll, ages, scales, slots), channels)
+
+    def generate(self, condition: Tensor, roll: Tensor, side: SideInput | None = None) -> Tensor:
+        """The generator on an encoded roll (and its note-age input `side`, if it has one),
+        with the output prior that needs the roll itself.
 
         (B, C, n_bins, T), (B, S, 128, T) -> log-power (B, 1, n_bins, T).
         """
         if self.harmonic_output is None:
-            return self.generator(condition)
+            return self.generator(condition, side=side)
         # the gain images of the slots that sound somewhere in the batch, the only ones read
         sounding = (roll > 0).flatten(2).any(dim=-1).any(dim=0).nonzero().flatten()
-        out = self.generator(condition, extra=sounding)
+        out = self.generator(condition, extra=sounding, side=side)
         return self.harmonic_output(out[:, :1], out[:, 1:], roll, sounding)
 
-    def forward(self, roll: Tensor, onsets: Tensor | None = None) -> Tensor:
-        """Render a roll (B, S, 128, T) to a log-power spectrogram (B, 1, n_bins, T)."""
-        return self.generate(self.condition(roll, onsets), roll)
+    def forward(self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None) -> Tensor:
+        """Render a roll (B, S, 128, T) to a log-power spectrogram (B, 1, n_bins, T).
+
+        `onsets` feed the onset channels and the note ages; `ages` (frames, see
+        :meth:`age_condition`) matter only to a model with note-age features.
+        """
+        return self.generate(self.condition(roll, onsets), roll, self.age_condition(roll, onsets, ages))
 
     def discriminate(self, spectrogram: Tensor, condition: Tensor) -> DiscriminatorOutput:
         """Run the discriminator on (B, 1, n_bins, T) given the encoded roll (B, C, n_bins, T).

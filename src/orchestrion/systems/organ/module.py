@@ -126,12 +126,14 @@ class OrganModule(L.LightningModule):
         return True
 
     # ------------------------------------------------------------------ steps
-    def _prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(target spectrogram, encoded roll, instrument labels, note-age input or None)."""
         with torch.no_grad():
             real = self.target(batch["audio"]).unsqueeze(1)
         onsets = batch["onsets"] if self.config.onset_channels else None
         condition = self.model.condition(batch["roll"], onsets)
-        return real, condition, batch["instruments"], onsets
+        side = self.model.age_condition(batch["roll"], batch["onsets"], batch.get("ages"))
+        return real, condition, batch["instruments"], side
 
     def _classifier_step(self, batch: dict) -> None:
         """One Adam step of the instrument classifier alone, on real chunks at random levels."""
@@ -156,8 +158,8 @@ class OrganModule(L.LightningModule):
             self.sampler.single_only = self.in_first_stage()
         use_classifier = self.uses_classifier_now()
         g_opt, d_opt = (*self._optimizer_list(), None)[:2]
-        real, condition, labels, _ = self._prepare(batch)
-        fake = self.model.generate(condition, batch["roll"])
+        real, condition, labels, side = self._prepare(batch)
+        fake = self.model.generate(condition, batch["roll"], side)
         if d_opt is not None:
             real_j = self.model.discriminate(real, condition.detach())
             fake_j = self.model.discriminate(fake.detach(), condition.detach())
@@ -177,9 +179,9 @@ class OrganModule(L.LightningModule):
         self.log("g_loss", g_terms["total"].detach(), prog_bar=True)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        real, condition, labels, onsets = self._prepare(batch)
+        real, condition, labels, _ = self._prepare(batch)
         if not self.classifier_only:
-            fake = self.generate_for_export(batch["roll"], onsets)
+            fake = self.generate_for_export(batch["roll"], batch["onsets"], batch.get("ages"))
             ms_ssim = self.ms_ssim(self.loss.unit_db(fake).clamp(0, 1), self.loss.unit_db(real).clamp(0, 1))
             self.log("val/ms_ssim", ms_ssim, prog_bar=True, batch_size=real.shape[0])
             self.log("val/l1", torch.nn.functional.l1_loss(fake, real), prog_bar=True, batch_size=real.shape[0])
@@ -188,13 +190,14 @@ class OrganModule(L.LightningModule):
             correct = ((probabilities > 0.5) == (labels > 0.5)).all(dim=1).float().mean()
             self.log("val/macro_acc", correct, prog_bar=self.classifier_only, batch_size=real.shape[0])
 
-    def generate_for_export(self, roll: torch.Tensor, onsets: torch.Tensor | None) -> torch.Tensor:
+    def generate_for_export(self, roll: torch.Tensor, onsets: torch.Tensor | None,
+                            ages: torch.Tensor | None = None) -> torch.Tensor:
         """The generator (with its encoding) as it will be exported: its moving average when
         one is kept, else the current weights."""
         if self.generator_average is None:
-            return self.model(roll, onsets)
+            return self.model(roll, onsets, ages)
         averaged = self.generator_average.averaged_state()
-        return torch.func.functional_call(self.model, averaged, (roll, onsets), strict=False)
+        return torch.func.functional_call(self.model, averaged, (roll, onsets, ages), strict=False)
 
     def export_state(self) -> dict[str, torch.Tensor]:
         """The model's state to export: the generator's moving average in place of its

@@ -43,7 +43,8 @@ CLASSIFIER_POOLINGS = ("global", "time")
 CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
 """Fields that shape only the instrument classifier: a model may be continued
 (``init_from``) under other values of these, with a freshly initialised classifier."""
-ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections"}
+ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections",
+                       "note_age_s": "generator.age_input."}
 """Fields that, turned on, only add weights that start where they change nothing (name ->
 the weights' prefix): a model saved without them may be continued (``init_from``) with them."""
 TRAINING_FIELDS = (
@@ -58,6 +59,10 @@ TRAINING_FIELDS = (
 of the weights: a model may be continued (``init_from``) under other values of these, with all
 its weights (e.g. on single-instrument chunks only, ``regime=single``, for the per-track
 renders, or with ``dropout=0`` for a generator without its dropout noise)."""
+
+
+NOTE_AGE_REACH = 6.0
+"""Time constants after which a note-age feature counts as 0 (exp(-6) = 0.0025)."""
 
 
 def _next_power_of_two(n: int) -> int:
@@ -109,6 +114,12 @@ class OrganConfig:
     encoding : {"binary", "velocity", "harmonic"}
     onset_channels : bool
         Append one onset channel per slot.
+    note_age_s : tuple of float
+        Time constants (seconds) of the note-age features: each sounding note also enters
+        the generator as ``value * exp(-age / tau)`` per constant, encoded like the roll,
+        where age is the time since the note's onset. They tell the generator where in
+        its note each frame is (attack, settling, the sample's sustain), which the roll's
+        constant lanes cannot. Empty (default): none.
     harmonics : int
         Partials per note in the harmonic encoding.
     harmonic_decay : float
@@ -235,6 +246,7 @@ class OrganConfig:
     # encoding
     encoding: str = "harmonic"
     onset_channels: bool = False
+    note_age_s: tuple[float, ...] = ()
     harmonics: int = 8
     harmonic_decay: float = 1.0
     learned_encoding: bool = False
@@ -290,6 +302,15 @@ class OrganConfig:
             object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         except (TypeError, ValueError):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}") from None
+        try:
+            ages = tuple(float(t) for t in self.note_age_s)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"note_age_s must be a list of positive seconds, got {self.note_age_s!r}"
+            ) from None
+        if not all(math.isfinite(t) and t > 0 for t in ages):
+            raise ConfigError(f"note_age_s must be a list of positive seconds, got {self.note_age_s!r}")
+        object.__setattr__(self, "note_age_s", ages)
         self._validate()
 
     def learning_rate_at(self, progress: float) -> float:
@@ -413,6 +434,19 @@ class OrganConfig:
     def chunk_frames(self) -> int:
         """STFT frames of a training chunk (centred STFT: ``1 + samples // hop``)."""
         return 1 + self.chunk_samples // self.hop_length
+
+    @property
+    def note_age_frames(self) -> tuple[float, ...]:
+        """The note-age time constants in frames."""
+        return tuple(t * self.frame_rate_hz for t in self.note_age_s)
+
+    @property
+    def note_age_lookback(self) -> int:
+        """Frames before a chunk or window whose onsets its note ages need (0 without them):
+        an older note's features are below ``exp(-NOTE_AGE_REACH)``, taken as 0."""
+        if not self.note_age_s:
+            return 0
+        return math.ceil(NOTE_AGE_REACH * max(self.note_age_frames))
 
     @property
     def patch_layers(self) -> tuple[LayerSpec, ...]:

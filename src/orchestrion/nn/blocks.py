@@ -47,15 +47,22 @@ class SameConv2d(nn.Conv2d):
             in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias
         )
 
-    def forward(self, x: Tensor, live: Tensor | None = None, gathered: bool = False) -> Tensor:
+    def forward(
+        self, x: Tensor, live: Tensor | None = None, more: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
         """`live` (int indices) names the input channels that are not all zero, if known:
-        only they are convolved (the same result, for fewer operations). With `gathered`,
-        `x` holds just those channels, in that order."""
+        only they are convolved (the same result, for fewer operations). `more` is a second
+        input and its own weights, (B, C2, H, W) and (C_out, C2, kh, kw), convolved in the
+        same pass and summed (one pass over the output instead of two)."""
         weight = self.weight
         if live is not None:
-            if not gathered:
-                x = x[:, live].contiguous(memory_format=torch.channels_last)
+            x = x[:, live]
             weight = weight[:, live]
+        if more is not None:
+            x = torch.cat([x, more[0]], dim=1)
+            weight = torch.cat([weight, more[1]], dim=1)
+        if live is not None or more is not None:
+            x = x.contiguous(memory_format=torch.channels_last)
         top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
         left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
         if top == bottom and left == right:

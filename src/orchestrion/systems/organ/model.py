@@ -172,11 +172,12 @@ class _Down(nn.Module):
         self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
         self.act = nn.LeakyReLU(NEGATIVE_SLOPE)
 
-    def forward(self, x: Tensor, live: Tensor | None = None, added: Tensor | None = None) -> Tensor:
-        """`live`: the input channels that are not all zero, if known (see SameConv2d);
-        `added`: a side branch's convolution, summed with this one's before the norm."""
-        y = self.conv(x, live)
-        return self.act(self.norm(y if added is None else y + added))
+    def forward(
+        self, x: Tensor, live: Tensor | None = None, more: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        """`live`: the input channels that are not all zero, if known; `more`: a second input
+        and its weights, convolved in the same pass (see SameConv2d)."""
+        return self.act(self.norm(self.conv(x, live, more)))
 
 
 class _Up(nn.Module):
@@ -223,7 +224,7 @@ class Generator(nn.Module):
         Raw output channels after the spectrogram (the harmonic output's per-slot log-gains).
     side_channels : int
         Channels of a second input (the note-age features), read by their own first-layer
-        convolution ``age_input``, summed with the first layer's; it starts at zero, so a
+        weights ``age_input``, convolved with the first layer's; they start at zero, so a
         model trained without it renders the same until it learns to use it. 0: none.
 
     Shapes
@@ -337,15 +338,15 @@ class Generator(nn.Module):
         n_bins, n_frames = image.shape[-2:]
         grid_rows, grid_frames = self.grid_size(n_bins, n_frames)
         x, live = self._on_grid(image)
-        added = None
+        more = None  # the note-age input, convolved with the first layer's in one pass
         if self.age_input is not None and side is not None and side.channels.numel():
             if side.image.shape[-2:] != image.shape[-2:] or side.image.shape[0] != image.shape[0] \
                     or side.image.shape[1] != side.channels.numel():
                 raise ConfigError(f"note-age input {tuple(side.image.shape)} does not match the "
                                   f"roll's image {tuple(image.shape)}")
             grid, _ = self._on_grid(side.image)
-            added = self.age_input(grid, side.channels, gathered=True)
-        skips = [self.encoder[0](x, live, added)]
+            more = (grid, self.age_input.weight[:, side.channels])
+        skips = [self.encoder[0](x, live, more)]
         for down in self.encoder[1:]:
             skips.append(down(skips[-1]))
         x = skips[-1]

@@ -112,7 +112,7 @@ def test_a_few_steps_lower_the_loss(tiny_pieces, output_prior):
     module = OrganModule(config, label_counts=chunks.label_counts().tolist(), n_chunks=len(chunks))
     module.model.set_inference_dropout(False)
     g_opt = torch.optim.Adam(module.model.generator_parameters(), lr=config.learning_rate)
-    real, condition, labels, _ = module._prepare(batch)
+    real, condition, labels = module._prepare(batch)
 
     def generator_loss() -> torch.Tensor:
         fake = module.model(batch["roll"])
@@ -139,7 +139,7 @@ def test_the_classifier_alone_learns_the_instruments_of_real_chunks(tiny_pieces)
     batch = torch.utils.data.default_collate([chunks[i] for i in range(0, 8 * 5, 5)])
     module = OrganModule(config, label_counts=chunks.label_counts().tolist(), n_chunks=len(chunks),
                          classifier_only=True)
-    real, _, labels, _ = module._prepare(batch)
+    real, _, labels = module._prepare(batch)
     discriminator = module.model.discriminator
     parameters = module.classifier_parameters()
     ids = {id(p) for p in parameters}

@@ -306,19 +306,14 @@ class Generator(nn.Module):
         """(rows, frames) of the padded grid the U-Net works on for an (n_bins, n_frames) output."""
         return padded_length(max(n_bins - 1, 1), self.depth), padded_length(n_frames, self.depth)
 
-    def _on_grid(self, image: Tensor) -> tuple[Tensor, Tensor | None]:
-        """An input image (B, C, F, T) on the U-Net's padded grid, channels-last, and its
-        channels that are not all zero (None: all of them, or none)."""
+    def _on_grid(self, image: Tensor) -> Tensor:
+        """An input image (B, C, F, T) on the U-Net's padded grid, channels-last."""
         n_bins, n_frames = image.shape[-2:]
         grid_rows, grid_frames = self.grid_size(n_bins, n_frames)
         x = image[:, :, : max(n_bins - 1, 1)]
         x = F.pad(x, (0, grid_frames - n_frames, 0, grid_rows - x.shape[-2]))
         # channels-last: oneDNN's convolutions run 2-3x faster on CPU in this layout
-        x = x.contiguous(memory_format=torch.channels_last)
-        # a part rendered alone, or a chunk of a few instruments, lights a few slot channels
-        live = image.flatten(2).any(dim=-1).any(dim=0)
-        every_or_none = bool(live.all()) or not bool(live.any())  # an empty roll: all, as before
-        return x, None if every_or_none else live.nonzero().flatten()
+        return x.contiguous(memory_format=torch.channels_last)
 
     def forward(self, image: Tensor, extra: Tensor | None = None, side: SideInput | None = None) -> Tensor:
         """Encoded roll (B, C, F, T) -> log-power spectrogram (B, 1, F, T) [+ extra outputs].
@@ -337,15 +332,18 @@ class Generator(nn.Module):
                 "missing" if side is None else "given, but this generator has none"))
         n_bins, n_frames = image.shape[-2:]
         grid_rows, grid_frames = self.grid_size(n_bins, n_frames)
-        x, live = self._on_grid(image)
+        x = self._on_grid(image)
+        # a part rendered alone, or a chunk of a few instruments, lights a few slot channels
+        lit = image.flatten(2).any(dim=-1).any(dim=0)
+        every_or_none = bool(lit.all()) or not bool(lit.any())  # an empty roll: all, as before
+        live = None if every_or_none else lit.nonzero().flatten()
         more = None  # the note-age input, convolved with the first layer's in one pass
         if self.age_input is not None and side is not None and side.channels.numel():
             if side.image.shape[-2:] != image.shape[-2:] or side.image.shape[0] != image.shape[0] \
                     or side.image.shape[1] != side.channels.numel():
                 raise ConfigError(f"note-age input {tuple(side.image.shape)} does not match the "
                                   f"roll's image {tuple(image.shape)}")
-            grid, _ = self._on_grid(side.image)
-            more = (grid, self.age_input.weight[:, side.channels])
+            more = (self._on_grid(side.image), self.age_input.weight[:, side.channels])
         skips = [self.encoder[0](x, live, more)]
         for down in self.encoder[1:]:
             skips.append(down(skips[-1]))
@@ -532,6 +530,11 @@ GENERATOR_STATE = ("encoding.", "generator.", "harmonic_output.")
 state dict: what the generator's optimiser and its moving average cover."""
 
 
+def sounding_slots(roll: Tensor) -> Tensor:
+    """Indices of the slots that sound somewhere in a batch of rolls (B, S, 128, T) -> (L,)."""
+    return (roll > 0).flatten(2).any(dim=-1).any(dim=0).nonzero().flatten()
+
+
 def instrument_labels(roll: Tensor) -> Tensor:
     """Multi-hot labels from a roll: a slot is present if any of its cells is on.
 
@@ -620,7 +623,7 @@ class OrganModel(nn.Module):
         if ages is None:
             ages = note_ages(roll, rising_edges(roll) if onsets is None else onsets)
         scales = self.config.note_age_frames
-        slots = (roll > 0).flatten(2).any(dim=-1).any(dim=0).nonzero().flatten()
+        slots = sounding_slots(roll)
         channels = (slots[:, None] * len(scales) + torch.arange(len(scales), device=slots.device)).flatten()
         return SideInput(self.encoding.age_image(roll, ages, scales, slots), channels)
 
@@ -633,7 +636,7 @@ class OrganModel(nn.Module):
         if self.harmonic_output is None:
             return self.generator(condition, side=side)
         # the gain images of the slots that sound somewhere in the batch, the only ones read
-        sounding = (roll > 0).flatten(2).any(dim=-1).any(dim=0).nonzero().flatten()
+        sounding = sounding_slots(roll)
         out = self.generator(condition, extra=sounding, side=side)
         return self.harmonic_output(out[:, :1], out[:, 1:], roll, sounding)
 

@@ -126,14 +126,13 @@ class OrganModule(L.LightningModule):
         return True
 
     # ------------------------------------------------------------------ steps
-    def _prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(target spectrogram, encoded roll, instrument labels, note-age input or None)."""
+    def _prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(target spectrogram, encoded roll, instrument labels)."""
         with torch.no_grad():
             real = self.target(batch["audio"]).unsqueeze(1)
         onsets = batch["onsets"] if self.config.onset_channels else None
         condition = self.model.condition(batch["roll"], onsets)
-        side = self.model.age_condition(batch["roll"], batch["onsets"], batch.get("ages"))
-        return real, condition, batch["instruments"], side
+        return real, condition, batch["instruments"]
 
     def _classifier_step(self, batch: dict) -> None:
         """One Adam step of the instrument classifier alone, on real chunks at random levels."""
@@ -158,7 +157,8 @@ class OrganModule(L.LightningModule):
             self.sampler.single_only = self.in_first_stage()
         use_classifier = self.uses_classifier_now()
         g_opt, d_opt = (*self._optimizer_list(), None)[:2]
-        real, condition, labels, side = self._prepare(batch)
+        real, condition, labels = self._prepare(batch)
+        side = self.model.age_condition(batch["roll"], batch["onsets"], batch.get("ages"))
         fake = self.model.generate(condition, batch["roll"], side)
         if d_opt is not None:
             real_j = self.model.discriminate(real, condition.detach())
@@ -179,7 +179,7 @@ class OrganModule(L.LightningModule):
         self.log("g_loss", g_terms["total"].detach(), prog_bar=True)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        real, condition, labels, _ = self._prepare(batch)
+        real, condition, labels = self._prepare(batch)
         if not self.classifier_only:
             fake = self.generate_for_export(batch["roll"], batch["onsets"], batch.get("ages"))
             ms_ssim = self.ms_ssim(self.loss.unit_db(fake).clamp(0, 1), self.loss.unit_db(real).clamp(0, 1))

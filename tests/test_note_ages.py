@@ -13,9 +13,9 @@ import torch
 from orchestrion.checkpoints import Checkpoint, load_state_into
 from orchestrion.errors import ConfigError
 from orchestrion.systems.organ import get_preset
-from orchestrion.systems.organ.encoding import AGE_UNKNOWN, note_ages
+from orchestrion.systems.organ.encoding import AGE_UNKNOWN, ChannelSubset, note_ages
 from orchestrion.systems.organ.infer import RenderModel, render_score
-from orchestrion.systems.organ.model import OrganModel, SideInput
+from orchestrion.systems.organ.model import OrganModel
 from orchestrion.systems.organ.train import _fresh_weights
 
 AGES_S = [0.05, 0.2]
@@ -84,11 +84,11 @@ def test_the_age_image_weights_each_note_by_its_age_and_only_sounding_slots_are_
     side = model.age_condition(roll, onsets)
     full = torch.zeros(2, 16 * K, config.n_bins, 20)
     full[:, side.channels] = side.image
-    everything = SideInput(full, torch.arange(16 * K))
+    everything = ChannelSubset(full, torch.arange(16 * K))
     condition = model.condition(roll)
     torch.testing.assert_close(model.generate(condition, roll, side), model.generate(condition, roll, everything))
     assert not torch.allclose(model.generate(condition, roll, side),
-                              model.generate(condition, roll, SideInput(full[:, :0], side.channels[:0])))
+                              model.generate(condition, roll, ChannelSubset(full[:, :0], side.channels[:0])))
 
 
 def test_a_model_continued_with_note_ages_renders_as_before_until_it_learns_them():
@@ -144,3 +144,25 @@ def test_render_windows_see_the_true_age_of_notes_begun_before_them(monkeypatch)
         assert bool((ages[..., 1:][held] == ages[..., :-1][held] + 1).all())
         carried += int(bool((ages[..., 0][sounding[..., 0]] > 0).any()))
     assert carried >= 3  # windows that start inside the held note know how long it has sounded
+
+
+@pytest.mark.parametrize("factor", [1.0, 20.0])
+def test_the_note_age_input_gets_its_own_rate_only_when_asked(factor):
+    from orchestrion.systems.organ.module import OrganModule
+
+    config = tiny_config(note_age_s=AGES_S, age_lr_factor=factor, learning_rate=1e-4)
+    module = OrganModule(config)
+    g_opt, _ = module.configure_optimizers()
+    age_ids = {id(p) for p in module.model.age_parameters()}
+    assert age_ids
+    groups = [{id(p) for p in group["params"]} for group in g_opt.param_groups]
+    covered = set().union(*groups)
+    assert covered == {id(p) for p in (*module.model.generator_parameters(),
+                                       *module.model.lobe_parameters())}  # each weight once
+    own = [group for group in g_opt.param_groups if {id(p) for p in group["params"]} == age_ids]
+    if factor == 1.0:  # one group for the whole generator, as runs made before the field
+        assert not own and age_ids <= groups[0]
+    else:
+        assert len(own) == 1 and own[0]["lr_factor"] == factor and not age_ids & groups[0]
+    with pytest.raises(ConfigError, match="age_lr_factor"):
+        tiny_config(note_age_s=AGES_S, age_lr_factor=0.0)

@@ -253,6 +253,46 @@ def test_harmonic_encoding_of_the_sounding_lanes_equals_the_dense_product() -> N
     assert encoding.refined.grad is not None and encoding.refined.grad[60].abs().sum() > 0
 
 
+@pytest.mark.parametrize("name", ["binary", "velocity", "harmonic"])
+@pytest.mark.parametrize("onset_channels", [False, True])
+def test_encoding_some_slots_gives_those_channels_of_the_whole_image(name: str, onset_channels: bool) -> None:
+    encoding = build_encoding(name, sample_rate=16_000, n_fft=1024, onset_channels=onset_channels)
+    roll = torch.zeros(2, 16, 128, 10)
+    roll[0, 3, 60, 2:8] = 0.5
+    roll[1, 11, 45, :5] = 1.0
+    slots = torch.tensor([3, 11])
+    subset = encoding.encode_slots(roll, slots)
+    expected = [3, 11, 19, 27] if onset_channels else [3, 11]
+    assert subset.channels.tolist() == expected
+    torch.testing.assert_close(subset.image, encoding(roll)[:, expected], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("with_ages", [False, True])
+def test_generator_on_the_sounding_channels_equals_it_on_the_whole_image(with_ages: bool) -> None:
+    """The render path encodes only the slots that sound; training passes the whole image."""
+    torch.manual_seed(0)
+    config = get_preset("cpu", base_width=4, discriminator_width=0.125, n_fft=256,
+                        note_age_s=(0.05, 0.2) if with_ages else ())
+    model = OrganModel.from_config(config).eval()
+    model.set_inference_dropout(False)
+    if with_ages:  # move the note-age weights off zero, so they count
+        torch.nn.init.normal_(model.generator.age_input.weight, std=0.1)
+    roll = torch.zeros(3, 16, 128, 24)
+    roll[0, 2, 60, 3:20] = 0.8
+    roll[1, 2, 64, :10] = 0.4
+    roll[2, 9, 40, 5:] = 0.6
+    whole = model.generate(model.condition(roll), roll, model.age_condition(roll))
+    torch.testing.assert_close(model(roll), whole, rtol=1e-5, atol=1e-5)
+    # the whole image of one part's roll: its silent channels are left out by the generator too
+    alone = roll[:2]
+    torch.testing.assert_close(
+        model(alone), model.generate(model.condition(alone), alone, model.age_condition(alone)),
+        rtol=1e-5, atol=1e-5,
+    )
+    silent = torch.zeros(1, 16, 128, 24)
+    assert torch.isfinite(model(silent)).all()
+
+
 def test_encodings_reject_bad_rolls_and_names() -> None:
     encoding = build_encoding("harmonic", sample_rate=16_000, n_fft=1024)
     with pytest.raises(ConfigError):

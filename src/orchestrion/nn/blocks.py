@@ -47,22 +47,10 @@ class SameConv2d(nn.Conv2d):
             in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias
         )
 
-    def forward(
-        self, x: Tensor, live: Tensor | None = None, more: tuple[Tensor, Tensor] | None = None
-    ) -> Tensor:
-        """`live` (int indices) names the input channels that are not all zero, if known:
-        only they are convolved (the same result, for fewer operations). `more` is a second
-        input and its own weights, (B, C2, H, W) and (C_out, C2, kh, kw), convolved in the
-        same pass and summed (one pass over the output instead of two)."""
-        weight = self.weight
-        if live is not None:
-            x = x[:, live]
-            weight = weight[:, live]
-        if more is not None:
-            x = torch.cat([x, more[0]], dim=1)
-            weight = torch.cat([weight, more[1]], dim=1)
-        if live is not None or more is not None:
-            x = x.contiguous(memory_format=torch.channels_last)
+    def forward(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
+        """`weight` (C_out, C_in', kh, kw) replaces the layer's own for this call, e.g. its
+        columns of the input channels that are not all zero, for an `x` of those only."""
+        weight = self.weight if weight is None else weight
         top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
         left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
         if top == bottom and left == right:

@@ -37,7 +37,7 @@ spectrogram's grid.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -139,6 +139,18 @@ def note_ages(roll: Tensor, onsets: Tensor) -> Tensor:
     return ages.reshape(roll.shape)
 
 
+class ChannelSubset(NamedTuple):
+    """An input image given by some of its channels, the others all zero and not built.
+
+    ``image`` (B, len(channels), n_bins, T) holds channels ``channels`` (int indices) of the
+    full (B, C, n_bins, T) image: e.g. the slots that sound of an encoded roll, or of the
+    note-age features.
+    """
+
+    image: Tensor
+    channels: Tensor
+
+
 class RollEncoding(nn.Module):
     """Base of the encodings: (B, slots, 128, T) roll -> (B, C, n_bins, T) image.
 
@@ -190,6 +202,27 @@ class RollEncoding(nn.Module):
                 f"frames), got {tuple(roll.shape)}"
             )
 
+    def encode_slots(self, roll: Tensor, slots: Tensor, onsets: Tensor | None = None) -> ChannelSubset:
+        """The encoded image's channels of some slots only (the others stay unbuilt):
+        ``forward(roll, onsets)[:, channels]``, with ``channels`` the slots (and, with onset
+        channels, ``n_slots + slots`` after them). (B, S, 128, T), (L,) -> (B, L or 2 L, n_bins, T).
+        """
+        self._check(roll, "pianoroll")
+        image = self.to_frequency(self.values(roll[:, slots]))
+        if not self.onset_channels:
+            return ChannelSubset(image, slots)
+        onset_image = self.to_frequency((self._onsets(roll, onsets)[:, slots] > 0).to(image.dtype))
+        return ChannelSubset(torch.cat([image, onset_image], dim=1), torch.cat([slots, slots + self.n_slots]))
+
+    def _onsets(self, roll: Tensor, onsets: Tensor | None) -> Tensor:
+        """The given onset roll, checked, or the roll's rising edges."""
+        if onsets is None:
+            return rising_edges(roll)
+        self._check(onsets, "onset roll")
+        if onsets.shape != roll.shape:
+            raise ConfigError(f"onset roll {tuple(onsets.shape)} and pianoroll {tuple(roll.shape)} differ")
+        return onsets
+
     def forward(self, roll: Tensor, onsets: Tensor | None = None) -> Tensor:
         """Encode a roll.
 
@@ -209,15 +242,7 @@ class RollEncoding(nn.Module):
         image = self.to_frequency(self.values(roll))
         if not self.onset_channels:
             return image
-        if onsets is None:
-            onsets = rising_edges(roll)
-        else:
-            self._check(onsets, "onset roll")
-            if onsets.shape != roll.shape:
-                raise ConfigError(
-                    f"onset roll {tuple(onsets.shape)} and pianoroll {tuple(roll.shape)} differ"
-                )
-        onset_image = self.to_frequency((onsets > 0).to(image.dtype))
+        onset_image = self.to_frequency((self._onsets(roll, onsets) > 0).to(image.dtype))
         return torch.cat([image, onset_image], dim=1)
 
     def age_image(self, roll: Tensor, ages: Tensor, scales: tuple[float, ...], slots: Tensor) -> Tensor:
@@ -385,6 +410,7 @@ __all__ = [
     "AGE_UNKNOWN",
     "ENCODING_NAMES",
     "BinaryRollEncoding",
+    "ChannelSubset",
     "HarmonicRollEncoding",
     "RollEncoding",
     "VelocityRollEncoding",

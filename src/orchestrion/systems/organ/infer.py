@@ -583,13 +583,13 @@ def _render_windows(
     roll, onsets, ages = lanes
     config = model.config
     out = torch.zeros(len(batch), config.n_bins, plan.window)
-    jobs: list[tuple[int, tuple[int, ...]]] = []
-    for i, k in enumerate(batch):
-        local = plan.start(k) - first
-        for group in groups:
-            if not roll[list(group), :, local : local + plan.window].any():
-                continue
-            jobs.append((i, group))
+    # group by group: a generator call then sees one group's slots (a part alone lights one)
+    jobs = [
+        (i, group)
+        for group in groups
+        for i, k in enumerate(batch)
+        if roll[list(group), :, plan.start(k) - first : plan.start(k) - first + plan.window].any()
+    ]
     for j in range(0, len(jobs), batch_size):
         chunk = jobs[j : j + batch_size]
         rolls = torch.zeros(len(chunk), config.n_slots, 128, plan.window)

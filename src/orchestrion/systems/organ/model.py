@@ -84,7 +84,13 @@ from orchestrion.nn.blocks import (
     set_inference_dropout,
 )
 from orchestrion.nn.msssim import MSSSIMLoss
-from orchestrion.systems.organ.encoding import RollEncoding, build_encoding, note_ages, rising_edges
+from orchestrion.systems.organ.encoding import (
+    ChannelSubset,
+    RollEncoding,
+    build_encoding,
+    note_ages,
+    rising_edges,
+)
 from orchestrion.systems.organ.harmonic_output import HarmonicOutput
 from orchestrion.systems.organ.presets import (
     CLASSIFIER_INPUTS,
@@ -149,17 +155,6 @@ def _output_activation(name: str) -> nn.Module:
     )
 
 
-class SideInput(NamedTuple):
-    """The generator's note-age input: the image of some of its channels, and which.
-
-    ``image`` (B, len(channels), n_bins, T) holds channels ``channels`` (int indices) of the
-    full (B, side_channels, n_bins, T) input; the others are all zero and not built.
-    """
-
-    image: Tensor
-    channels: Tensor
-
-
 class _Down(nn.Module):
     """Conv 4x4 stride 2 (SAME) -> [BatchNorm] -> LeakyReLU(0.2).
 
@@ -170,14 +165,11 @@ class _Down(nn.Module):
         super().__init__()
         self.conv = SameConv2d(in_channels, out_channels, 4, stride=2, bias=not batch_norm)
         self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
-        self.act = nn.LeakyReLU(NEGATIVE_SLOPE)
+        self.act = nn.LeakyReLU(NEGATIVE_SLOPE, inplace=True)  # on a fresh output: no copy
 
-    def forward(
-        self, x: Tensor, live: Tensor | None = None, more: tuple[Tensor, Tensor] | None = None
-    ) -> Tensor:
-        """`live`: the input channels that are not all zero, if known; `more`: a second input
-        and its weights, convolved in the same pass (see SameConv2d)."""
-        return self.act(self.norm(self.conv(x, live, more)))
+    def forward(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
+        """`weight`: the convolution's weights for this call (see SameConv2d)."""
+        return self.act(self.norm(self.conv(x, weight)))
 
 
 class _Up(nn.Module):
@@ -193,7 +185,7 @@ class _Up(nn.Module):
         )
         self.norm = nn.BatchNorm2d(out_channels)
         self.dropout = NoiseDropout(dropout) if dropout > 0 else nn.Identity()
-        self.act = nn.ReLU()
+        self.act = nn.ReLU(inplace=True)  # on a fresh output: no copy
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.dropout(self.norm(self.conv(x))))
@@ -315,36 +307,41 @@ class Generator(nn.Module):
         # channels-last: oneDNN's convolutions run 2-3x faster on CPU in this layout
         return x.contiguous(memory_format=torch.channels_last)
 
-    def forward(self, image: Tensor, extra: Tensor | None = None, side: SideInput | None = None) -> Tensor:
+    def forward(
+        self, image: Tensor | ChannelSubset, extra: Tensor | None = None, side: ChannelSubset | None = None
+    ) -> Tensor:
         """Encoded roll (B, C, F, T) -> log-power spectrogram (B, 1, F, T) [+ extra outputs].
 
-        `extra` (int indices) picks the extra output channels to compute, in that order;
-        default all. The harmonic output reads only the slots that sound. `side` is the
-        note-age input (its non-zero channels), required if the generator has one.
+        `image` may be given as its channels that are not all zero (a ChannelSubset): a part
+        rendered alone lights one slot of 16. `extra` (int indices) picks the extra output
+        channels to compute, in that order; default all. The harmonic output reads only the
+        slots that sound. `side` is the note-age input (its non-zero channels), required if
+        the generator has one.
         """
-        if image.dim() != 4:
-            raise ConfigError(
-                "the generator takes an encoded roll (batch, channels, bins, frames), "
-                f"got {tuple(image.shape)}"
-            )
+        given = image if isinstance(image, ChannelSubset) else None
+        if given is None:
+            if image.dim() != 4:
+                raise ConfigError(
+                    "the generator takes an encoded roll (batch, channels, bins, frames), "
+                    f"got {tuple(image.shape)}"
+                )
+            given = _lit_channels(image)
         if (side is None) != (self.age_input is None):
             raise ConfigError("the generator's note-age input is " + (
                 "missing" if side is None else "given, but this generator has none"))
-        n_bins, n_frames = image.shape[-2:]
+        n_bins, n_frames = given.image.shape[-2:]
         grid_rows, grid_frames = self.grid_size(n_bins, n_frames)
-        x = self._on_grid(image)
-        # a part rendered alone, or a chunk of a few instruments, lights a few slot channels
-        lit = image.flatten(2).any(dim=-1).any(dim=0)
-        every_or_none = bool(lit.all()) or not bool(lit.any())  # an empty roll: all, as before
-        live = None if every_or_none else lit.nonzero().flatten()
-        more = None  # the note-age input, convolved with the first layer's in one pass
+        # the first layer reads only the channels given, and the note-age input, in one pass
+        images, weights = [given.image], [self.encoder[0].conv.weight[:, given.channels]]
         if self.age_input is not None and side is not None and side.channels.numel():
-            if side.image.shape[-2:] != image.shape[-2:] or side.image.shape[0] != image.shape[0] \
+            if side.image.shape[-2:] != given.image.shape[-2:] or side.image.shape[0] != given.image.shape[0] \
                     or side.image.shape[1] != side.channels.numel():
                 raise ConfigError(f"note-age input {tuple(side.image.shape)} does not match the "
-                                  f"roll's image {tuple(image.shape)}")
-            more = (self._on_grid(side.image), self.age_input.weight[:, side.channels])
-        skips = [self.encoder[0](x, live, more)]
+                                  f"roll's image {tuple(given.image.shape)}")
+            images.append(side.image)
+            weights.append(self.age_input.weight[:, side.channels])
+        x = self._on_grid(torch.cat(images, dim=1) if len(images) > 1 else images[0])
+        skips = [self.encoder[0](x, torch.cat(weights, dim=1) if len(weights) > 1 else weights[0])]
         for down in self.encoder[1:]:
             skips.append(down(skips[-1]))
         x = skips[-1]
@@ -370,6 +367,15 @@ class Generator(nn.Module):
         if not self.extra_outputs:
             return spectrogram
         return torch.cat([spectrogram, x[:, 1:]], dim=1)
+
+
+def _lit_channels(image: Tensor) -> ChannelSubset:
+    """The channels of an image (B, C, F, T) that are not all zero (all of them if none is)."""
+    lit = image.flatten(2).any(dim=-1).any(dim=0)
+    if bool(lit.all()) or not bool(lit.any()):
+        return ChannelSubset(image, torch.arange(image.shape[1], device=image.device))
+    live = lit.nonzero().flatten()
+    return ChannelSubset(image[:, live], live)
 
 
 class DiscriminatorOutput(NamedTuple):
@@ -608,35 +614,41 @@ class OrganModel(nn.Module):
         return self.encoding(roll, onsets)
 
     def age_condition(
-        self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None
-    ) -> SideInput | None:
+        self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None,
+        slots: Tensor | None = None,
+    ) -> ChannelSubset | None:
         """The generator's note-age input (the channels of the slots that sound somewhere in
         the batch, K per slot), None if the config has none.
 
         `ages` (frames since each note's onset, :func:`note_ages` over the frames before
         too) is derived from the given frames when omitted: a note already sounding at frame
         0 then counts as old if `onsets` are given, or as struck there if they are not (the
-        roll's rising edges stand in for them).
+        roll's rising edges stand in for them). `slots`: :func:`sounding_slots` of the
+        roll, if already known.
         """
         if not self.config.note_age_s:
             return None
         if ages is None:
             ages = note_ages(roll, rising_edges(roll) if onsets is None else onsets)
         scales = self.config.note_age_frames
-        slots = sounding_slots(roll)
+        slots = sounding_slots(roll) if slots is None else slots
         channels = (slots[:, None] * len(scales) + torch.arange(len(scales), device=slots.device)).flatten()
-        return SideInput(self.encoding.age_image(roll, ages, scales, slots), channels)
+        return ChannelSubset(self.encoding.age_image(roll, ages, scales, slots), channels)
 
-    def generate(self, condition: Tensor, roll: Tensor, side: SideInput | None = None) -> Tensor:
-        """The generator on an encoded roll (and its note-age input `side`, if it has one),
-        with the output prior that needs the roll itself.
+    def generate(
+        self, condition: Tensor | ChannelSubset, roll: Tensor, side: ChannelSubset | None = None,
+        sounding: Tensor | None = None,
+    ) -> Tensor:
+        """The generator on an encoded roll (whole, or the channels that are not all zero),
+        and its note-age input `side` if it has one, with the output prior that needs the
+        roll itself. `sounding`: :func:`sounding_slots` of the roll, if already known.
 
         (B, C, n_bins, T), (B, S, 128, T) -> log-power (B, 1, n_bins, T).
         """
         if self.harmonic_output is None:
             return self.generator(condition, side=side)
         # the gain images of the slots that sound somewhere in the batch, the only ones read
-        sounding = sounding_slots(roll)
+        sounding = sounding_slots(roll) if sounding is None else sounding
         out = self.generator(condition, extra=sounding, side=side)
         return self.harmonic_output(out[:, :1], out[:, 1:], roll, sounding)
 
@@ -646,7 +658,10 @@ class OrganModel(nn.Module):
         `onsets` feed the onset channels and the note ages; `ages` (frames, see
         :meth:`age_condition`) matter only to a model with note-age features.
         """
-        return self.generate(self.condition(roll, onsets), roll, self.age_condition(roll, onsets, ages))
+        slots = sounding_slots(roll)
+        # only the sounding slots' channels are encoded: a part rendered alone lights one of 16
+        condition = self.encoding.encode_slots(roll, slots, onsets) if slots.numel() else self.condition(roll, onsets)
+        return self.generate(condition, roll, self.age_condition(roll, onsets, ages, slots), slots)
 
     def discriminate(self, spectrogram: Tensor, condition: Tensor) -> DiscriminatorOutput:
         """Run the discriminator on (B, 1, n_bins, T) given the encoded roll (B, C, n_bins, T).
@@ -661,10 +676,18 @@ class OrganModel(nn.Module):
             )
         return self.discriminator(spectrogram, condition)
 
-    def generator_parameters(self) -> list[nn.Parameter]:
+    def generator_parameters(self, with_age_input: bool = True) -> list[nn.Parameter]:
         """Parameters the generator's optimiser updates (encoding refinement included),
-        the learned lobes of the harmonic output excepted (:meth:`lobe_parameters`)."""
-        return list(self.encoding.parameters()) + list(self.generator.parameters())
+        the learned lobes of the harmonic output excepted (:meth:`lobe_parameters`), and the
+        note-age input too unless `with_age_input` (:meth:`age_parameters`)."""
+        ages = set() if with_age_input else {id(p) for p in self.age_parameters()}
+        every = list(self.encoding.parameters()) + list(self.generator.parameters())
+        return [p for p in every if id(p) not in ages]
+
+    def age_parameters(self) -> list[nn.Parameter]:
+        """The generator's note-age input weights, if it has them."""
+        side = self.generator.age_input
+        return [] if side is None else list(side.parameters())
 
     def lobe_parameters(self) -> list[nn.Parameter]:
         """The harmonic output's learned lobe corrections, if any (their own Adam rate)."""

@@ -215,7 +215,10 @@ class OrganModule(L.LightningModule):
         config = self.config
         if self.classifier_only:
             return torch.optim.Adam(self.classifier_parameters(), lr=config.learning_rate, betas=config.betas)
-        groups = [{"params": self.model.generator_parameters()}]
+        own_age_rate = bool(self.model.age_parameters()) and config.age_lr_factor != 1.0
+        groups = [{"params": self.model.generator_parameters(with_age_input=not own_age_rate)}]
+        if own_age_rate:  # a group of its own only when its rate differs, so older runs resume
+            groups.append({"params": self.model.age_parameters(), "lr_factor": config.age_lr_factor})
         if self.model.lobe_parameters():
             groups.append({"params": self.model.lobe_parameters(), "lr_factor": config.partials_lr_factor})
         g_opt = torch.optim.Adam(groups, lr=config.learning_rate, betas=config.betas)

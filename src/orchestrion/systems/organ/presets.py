@@ -53,7 +53,7 @@ TRAINING_FIELDS = (
     "discriminator_adversarial_factor", "db_floor",
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
     "regime", "transfer_switch_fraction", "dropout", "lr_schedule", "lr_final_fraction",
-    "ema_decay", "partials_lr_factor",
+    "ema_decay", "partials_lr_factor", "age_lr_factor",
 )
 """Fields of the losses, the optimiser, the chunks drawn and the generator's dropout rate, not
 of the weights: a model may be continued (``init_from``) under other values of these, with all
@@ -222,6 +222,9 @@ class OrganConfig:
     partials_lr_factor : float
         The learned lobes' Adam rate as a multiple of the generator's (they are
         log-corrections, one per bin, each seen by few chunks).
+    age_lr_factor : float
+        The note-age input's Adam rate as a multiple of the generator's (1: one rate for
+        both; the input starts at zero and moves slowly at a fine-tuning rate).
     ema_decay : float
         0 (default): the exported generator is the last weights. Otherwise training also
         keeps an exponential moving average of the generator's weights with this decay
@@ -287,6 +290,7 @@ class OrganConfig:
     lr_final_fraction: float = 0.05
     ema_decay: float = 0.0
     partials_lr_factor: float = 20.0
+    age_lr_factor: float = 1.0
 
     def __post_init__(self) -> None:
         if self.discriminator_layers is not None:
@@ -348,7 +352,7 @@ class OrganConfig:
         if self.depth is not None:
             whole("depth", 1)
         for name in ("input_gain", "chunk_s", "chunk_stride_s", "discriminator_width",
-                     "learning_rate", "partials_lr_factor"):
+                     "learning_rate", "partials_lr_factor", "age_lr_factor"):
             number(name, positive=True)
         for name in ("harmonic_decay", "adversarial_weight", "l1_weight", "msssim_weight",
                      "instrument_weight", "discriminator_adversarial_factor",

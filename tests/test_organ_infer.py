@@ -151,12 +151,28 @@ def test_windowed_render_equals_whole_render_where_windows_overlap_enough():
     np.testing.assert_allclose(windowed.spectrogram, whole.spectrogram, atol=1e-5)
 
 
+@pytest.mark.parametrize("chunk_s", [2.0, 10.0])
+def test_default_window_is_eight_seconds_or_the_training_chunk_if_longer(monkeypatch, chunk_s):
+    from orchestrion.systems.organ import infer
+
+    torch.manual_seed(0)
+    model = RenderModel.from_config(tiny_config(chunk_s=chunk_s, chunk_stride_s=1.0))
+    planned = []
+    real_build = infer.WindowPlan.build
+    monkeypatch.setattr(infer.WindowPlan, "build",
+                        lambda *args: planned.append(args[1]) or real_build(*args))
+    render_score(make_score([(40, 67)], 1.0), model, n_iter=0)
+    seconds = max(chunk_s, infer.DEFAULT_WINDOW_S)
+    assert planned == [1 + round(seconds * SR) // HOP]
+
+
 def _fade_vs_interior_db(model: RenderModel, crossfade: str) -> float:
     score = make_score([(40, 67), (42, 48)], 12.0, held=True)
     # with the random model's background subtracted, what is left differs most between windows
-    result = render_score(score, model, n_iter=0, crossfade=crossfade, noise_subtraction=True)
+    config = model.config  # windows of the training chunk: several fades in 12 s
+    result = render_score(score, model, n_iter=0, crossfade=crossfade, noise_subtraction=True,
+                          window_s=config.chunk_s)
     energy_db = 10 * np.log10(np.expm1(result.spectrogram).sum(axis=0) + 1e-20)
-    config = model.config
     plan = WindowPlan.build(
         result.spectrogram.shape[1], config.chunk_frames, round(0.5 * FRAME_RATE)
     )

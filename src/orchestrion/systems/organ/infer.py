@@ -19,7 +19,10 @@ Pipeline (:func:`render_score`)
 3. **Generator, window by window** (:mod:`orchestrion.systems.organ.windows`), each
    window's log-power turned into a magnitude with the training target's inverse (the
    input gain divided back out), the windows cross-faded. Windows where a part has no note
-   are silent for it and not run. The seed's noise subtraction (the empty-roll magnitude
+   are silent for it and not run. A generator call takes one part's windows (per track),
+   and the model encodes and reads only the slots that sound
+   (:meth:`~orchestrion.systems.organ.encoding.RollEncoding.encode_slots`): a part alone
+   lights one slot of 16. The seed's noise subtraction (the empty-roll magnitude
    subtracted, clamped at 0) is available (``noise_subtraction=True``) but off: it
    measured worse.
 4. **Phase** by our Fast Griffin-Lim (:func:`~orchestrion.audio.phase.griffin_lim`), in
@@ -106,10 +109,15 @@ DEFAULT_OVERLAP_S = 0.5
 """Overlap of consecutive generator windows, seconds."""
 NOISE_DRAWS = 4
 """Dropout draws averaged into the empty-roll noise magnitude."""
-WINDOW_BATCH = 2
+DEFAULT_WINDOW_S = 8.0
+"""Generator window, seconds, unless the model's training chunk is longer (see the
+``windows`` module notes: longer windows measured better and cost less)."""
+WINDOW_BATCH = 1
 """Generator windows per forward pass (one task for a worker thread). Smaller batches stay in
-cache: 60 s of a quartet rendered a part at a time took 2.1-2.4 s of generator time with 2
-windows per pass, 2.4-2.5 s with 4, 2.8 s with 8 and 4.3 s with 32 (2 threads)."""
+cache: 60 s of a quartet rendered a part at a time with 2 s windows took 2.1-2.4 s of
+generator time with 2 windows per pass, 2.4-2.5 s with 4, 2.8 s with 8 and 4.3 s with 32 (2
+threads); with 8 s windows, 1 or 2 per pass cost the same (one thread, 6.6-8.0 s against
+7.9 s), and 1 holds half the memory."""
 GRIFFIN_LIM_BLOCK_S = 30.0
 """Longest stretch reconstructed by one Griffin-Lim call, seconds."""
 GRIFFIN_LIM_OVERLAP_S = 1.0
@@ -417,7 +425,8 @@ def render_score(
         Render each instrument slot alone and combine their power (the seed's preference,
         and closer to the reference); False runs the generator once on the whole mix.
     window_s : float, optional
-        Generator window, seconds; default the model's training chunk (``chunk_s``).
+        Generator window, seconds; default :data:`DEFAULT_WINDOW_S` (8 s), or the model's
+        training chunk (``chunk_s``) if that is longer.
     overlap_s : float
         Overlap of consecutive windows, seconds, at most half a window.
     n_iter : int
@@ -468,9 +477,8 @@ def render_score(
     frame_rate = config.frame_rate_hz
     n_samples = int(round((prepared.end_s + tail_s) * config.sample_rate))
     n_frames = 1 + n_samples // config.hop_length
-    window = config.chunk_frames  # frames, counted as the training chunks are
-    if window_s is not None:
-        window = 1 + int(round(window_s * config.sample_rate)) // config.hop_length
+    window_s = max(config.chunk_s, DEFAULT_WINDOW_S) if window_s is None else window_s
+    window = 1 + int(round(window_s * config.sample_rate)) // config.hop_length  # as chunks are
     plan = WindowPlan.build(n_frames, window, int(round(overlap_s * frame_rate)))
     roll_source = StreamingRoll(prepared.tracks, frame_rate, model.vocabulary)
     groups = [(s,) for s in prepared.slots] if per_track else [prepared.slots]
@@ -616,6 +624,7 @@ def _render_windows(
 __all__ = [
     "CROSSFADE_DOMAINS",
     "DEFAULT_MODEL",
+    "DEFAULT_WINDOW_S",
     "SUBSTITUTE_PREFERENCES",
     "PreparedScore",
     "RenderModel",

@@ -4,18 +4,24 @@ in blocks, and the worker threads that run them (steps 3-4 of ``infer.render_sco
 Windows and cross-fade (a decision)
 -----------------------------------
 The U-Net's receptive field spans its whole input, and it was trained on chunks of
-``config.chunk_frames`` frames (2 s for the cpu preset). Scores are therefore rendered in
-windows of that size (``window_s``) that overlap by ``overlap_s``; the roll is padded
-with silence at the end so every window is full and the hop is the same everywhere.
-In each overlap the outer quarters on both sides are dropped (those frames see the
-U-Net's zero padding where the music goes on) and the middle half is a raised-cosine
-cross-fade, ``sin^2`` / ``cos^2`` weights that sum to 1.
+``config.chunk_frames`` frames (2 s for the cpu preset). It is convolutional, so scores are
+rendered in longer windows (``window_s``, default ``infer.DEFAULT_WINDOW_S`` = 8 s, or the
+training chunk if longer) that overlap by ``overlap_s``; the roll is padded with silence at
+the end so every window is full and the hop is the same everywhere. In each overlap the
+outer quarters on both sides are dropped (those frames see the U-Net's zero padding where
+the music goes on) and the middle half is a raised-cosine cross-fade, ``sin^2`` / ``cos^2``
+weights that sum to 1.
 
-Longer windows than the training chunk work too (the U-Net is convolutional) and cost
-less per second, but were not better: with ``render-cpu`` on 8 validation pieces
-(MS-SSIM / MR-STFT / LSD), 2 s windows overlapping by 0.5 s (the default) 0.7357 / 1.2347 /
-7.70 dB, 4 s 0.7349 / 1.2331 / 7.72 dB, 8 s 0.7349 / 1.2337 / 7.72 dB (about 13 % less
-generator time for a 60 s quartet); a 0.25 s overlap 0.7325 / 1.2376 / 7.73 dB.
+Window length (a decision, measured twice). With the session-10 weights, on 8 validation
+pieces (MS-SSIM / MR-STFT / LSD), 2 s windows overlapping by 0.5 s 0.7357 / 1.2347 /
+7.70 dB, 4 s 0.7349 / 1.2331 / 7.72 dB, 8 s 0.7349 / 1.2337 / 7.72 dB: no better, so the
+training chunk stayed the default. With the session-16 weights (note-age features), the
+same pieces: 2 s 0.7722 / 1.1699 / 7.33 dB, 4 s 0.7750 / 1.1638 / 7.30, 8 s 0.7760 /
+1.1617 / 7.27, 16 s 0.7768 / 1.1605 / 7.26 (4 s with a 1 s overlap 0.7750 / 1.1651): longer
+is better on all three, and 8 s windows take about 28 % less generator time than 2 s ones
+for a 60 s quartet (fewer frames computed twice, fewer and larger calls), so 8 s is the
+default; beyond it the gains shrink while a window's memory grows with its length.
+A 0.25 s overlap measured 0.7325 / 1.2376 / 7.73 dB against 0.5 s's 0.7357 (session 10).
 
 The cross-fade is done in the **power** domain, ``|X|^2 = w_a |X_a|^2 + w_b |X_b|^2``
 (``crossfade="power"``; ``"magnitude"`` and ``"log_power"`` are available). Two windows

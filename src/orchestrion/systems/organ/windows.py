@@ -16,11 +16,15 @@ Window length (a decision, measured twice). With the session-10 weights, on 8 va
 pieces (MS-SSIM / MR-STFT / LSD), 2 s windows overlapping by 0.5 s 0.7357 / 1.2347 /
 7.70 dB, 4 s 0.7349 / 1.2331 / 7.72 dB, 8 s 0.7349 / 1.2337 / 7.72 dB: no better, so the
 training chunk stayed the default. With the session-16 weights (note-age features), the
-same pieces: 2 s 0.7722 / 1.1699 / 7.33 dB, 4 s 0.7750 / 1.1638 / 7.30, 8 s 0.7760 /
-1.1617 / 7.27, 16 s 0.7768 / 1.1605 / 7.26 (4 s with a 1 s overlap 0.7750 / 1.1651): longer
-is better on all three, and 8 s windows take about 28 % less generator time than 2 s ones
-for a 60 s quartet (fewer frames computed twice, fewer and larger calls), so 8 s is the
-default; beyond it the gains shrink while a window's memory grows with its length.
+same 8 pieces: 2 s 0.7722 / 1.1699 / 7.33 dB, 4 s 0.7750 / 1.1638 / 7.30, 8 s 0.7760 /
+1.1617 / 7.27, 16 s 0.7768 / 1.1605 / 7.26; but on the next 16 validation pieces 2 s
+0.7762 / 1.1784 / 7.38 against 8 s 0.7753 / 1.1839 / 7.37, so over all 24 the two are
+level (8 s +0.0006 MS-SSIM, +0.001 MR-STFT). The test pieces, read afterwards, lean the
+other way (8 pieces: 2 s 0.8041 / 1.1411 / 6.67, 8 s 0.8000 / 1.1575 / 6.69; 7 of the 8
+pieces lower, 041 by 0.014). The differences are small either way and the validation
+pieces, where the choice is made, call it level; speed decides: 8 s windows take about
+25-28 % less generator time (fewer frames computed twice, fewer and larger calls), so 8 s
+is the default. A window's memory grows with its length; ``window_s`` takes any length.
 A 0.25 s overlap measured 0.7325 / 1.2376 / 7.73 dB against 0.5 s's 0.7357 (session 10).
 
 The cross-fade is done in the **power** domain, ``|X|^2 = w_a |X_a|^2 + w_b |X_b|^2``

@@ -211,7 +211,8 @@ class RollEncoding(nn.Module):
         image = self.to_frequency(self.values(roll[:, slots]))
         if not self.onset_channels:
             return ChannelSubset(image, slots)
-        onset_image = self.to_frequency((self._onsets(roll, onsets)[:, slots] > 0).to(image.dtype))
+        chosen = rising_edges(roll[:, slots]) if onsets is None else self._onsets(roll, onsets)[:, slots]
+        onset_image = self.to_frequency((chosen > 0).to(image.dtype))
         return ChannelSubset(torch.cat([image, onset_image], dim=1), torch.cat([slots, slots + self.n_slots]))
 
     def _onsets(self, roll: Tensor, onsets: Tensor | None) -> Tensor:

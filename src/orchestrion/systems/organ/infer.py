@@ -591,12 +591,10 @@ def _render_windows(
     roll, onsets, ages = lanes
     config = model.config
     out = torch.zeros(len(batch), config.n_bins, plan.window)
+    frames = [slice(plan.start(k) - first, plan.start(k) - first + plan.window) for k in batch]
     # group by group: a generator call then sees one group's slots (a part alone lights one)
     jobs = [
-        (i, group)
-        for group in groups
-        for i, k in enumerate(batch)
-        if roll[list(group), :, plan.start(k) - first : plan.start(k) - first + plan.window].any()
+        (i, group) for group in groups for i in range(len(batch)) if roll[list(group), :, frames[i]].any()
     ]
     for j in range(0, len(jobs), batch_size):
         chunk = jobs[j : j + batch_size]
@@ -604,12 +602,11 @@ def _render_windows(
         starts = torch.zeros_like(rolls)
         olds = None if ages is None else torch.full_like(rolls, AGE_UNKNOWN)
         for b, (i, group) in enumerate(chunk):
-            local = plan.start(batch[i]) - first
             slots = list(group)
-            rolls[b, slots] = torch.from_numpy(roll[slots, :, local : local + plan.window])
-            starts[b, slots] = torch.from_numpy(onsets[slots, :, local : local + plan.window])
+            rolls[b, slots] = torch.from_numpy(roll[slots, :, frames[i]])
+            starts[b, slots] = torch.from_numpy(onsets[slots, :, frames[i]])
             if olds is not None and ages is not None:
-                olds[b, slots] = torch.from_numpy(ages[slots, :, local : local + plan.window])
+                olds[b, slots] = torch.from_numpy(ages[slots, :, frames[i]])
         magnitude = model.magnitude(rolls, starts, olds)
         if noise is not None:
             magnitude = (magnitude - noise).clamp(min=0.0)

@@ -333,7 +333,7 @@ class Generator(nn.Module):
         grid_rows, grid_frames = self.grid_size(n_bins, n_frames)
         # the first layer reads only the channels given, and the note-age input, in one pass
         images, weights = [given.image], [self.encoder[0].conv.weight[:, given.channels]]
-        if self.age_input is not None and side is not None and side.channels.numel():
+        if side is not None and side.channels.numel():  # (side is given iff there is age_input)
             if side.image.shape[-2:] != given.image.shape[-2:] or side.image.shape[0] != given.image.shape[0] \
                     or side.image.shape[1] != side.channels.numel():
                 raise ConfigError(f"note-age input {tuple(side.image.shape)} does not match the "
@@ -680,9 +680,9 @@ class OrganModel(nn.Module):
         """Parameters the generator's optimiser updates (encoding refinement included),
         the learned lobes of the harmonic output excepted (:meth:`lobe_parameters`), and the
         note-age input too unless `with_age_input` (:meth:`age_parameters`)."""
-        ages = set() if with_age_input else {id(p) for p in self.age_parameters()}
-        every = list(self.encoding.parameters()) + list(self.generator.parameters())
-        return [p for p in every if id(p) not in ages]
+        generator = [p for name, p in self.generator.named_parameters()
+                     if with_age_input or not name.startswith("age_input.")]
+        return list(self.encoding.parameters()) + generator
 
     def age_parameters(self) -> list[nn.Parameter]:
         """The generator's note-age input weights, if it has them."""

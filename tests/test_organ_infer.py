@@ -250,7 +250,8 @@ def test_streamed_roll_equals_the_whole_roll():
         np.testing.assert_array_equal(part_onsets, onsets[..., first:stop])
 
 
-def test_griffin_lim_blocks_match_one_call_without_a_seam():
+@pytest.mark.parametrize("init", ["random", "vocoder"])
+def test_griffin_lim_blocks_match_one_call_without_a_seam(init):
     from orchestrion.audio.phase import griffin_lim, spectral_convergence
     from orchestrion.audio.spectral import Stft
 
@@ -263,7 +264,7 @@ def test_griffin_lim_blocks_match_one_call_without_a_seam():
     target = stft(torch.from_numpy(wave)).abs()
     length = len(wave)
     one = griffin_lim(
-        target, 1024, HOP, 16, length=length, generator=torch.Generator().manual_seed(0)
+        target, 1024, HOP, 16, init=init, length=length, generator=torch.Generator().manual_seed(0)
     )
     blocks = griffin_lim_blocks(
         target,
@@ -274,6 +275,7 @@ def test_griffin_lim_blocks_match_one_call_without_a_seam():
         torch.Generator().manual_seed(0),
         block_frames=250,
         overlap_frames=63,
+        init=init,
     )
     assert blocks.shape == (length,)
     estimates = {"one": stft(one).abs(), "blocks": stft(torch.from_numpy(blocks)).abs()}
@@ -416,6 +418,31 @@ def test_cli_render_renders_each_part_alone_unless_told_mix(checkpoint, tmp_path
     assert np.abs(waves["--per-track"] - waves["--mix"]).max() > 20 * lsb
     direct = render_score(score, RenderModel.from_pretrained(checkpoint), n_iter=2, noise_subtraction=False)
     np.testing.assert_allclose(direct.audio, waves["--per-track"], atol=2 * lsb)  # the API's default too
+
+
+def test_cli_render_defaults_are_the_render_functions():
+    from orchestrion.systems.organ import commands, infer
+
+    assert commands.DEFAULT_MODEL == infer.DEFAULT_MODEL
+    assert commands.DEFAULT_ITERS == infer.DEFAULT_N_ITER
+    assert commands.DEFAULT_PHASE_INIT == infer.DEFAULT_PHASE_INIT
+
+
+def test_phase_init_is_checked_and_vocoder_by_default(tiny_model, checkpoint, tmp_path):
+    score = make_score([(40, 67)], 1.5)
+    with pytest.raises(ConfigError, match="phase_init must be one of vocoder, random"):
+        render_score(score, tiny_model, phase_init="zeros")
+    default = render_score(score, tiny_model, n_iter=2, seed=1)
+    vocoder = render_score(score, tiny_model, n_iter=2, seed=1, phase_init="vocoder")
+    random = render_score(score, tiny_model, n_iter=2, seed=1, phase_init="random")
+    np.testing.assert_array_equal(default.audio, vocoder.audio)
+    assert np.abs(default.audio - random.audio).max() > 1e-3 * np.abs(default.audio).max()
+    midi = write_score(tmp_path / "solo.mid", score)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = ["render", str(midi), "-o", str(out_dir / "x.wav"), "--model", str(checkpoint)]
+    result = runner.invoke(app, [*args, "--phase-init", "zeros", "-q"])
+    assert_clean_failure(result, out_dir, "phase_init must be one of vocoder, random")
 
 
 def test_cli_render_normalize_scales_the_model_level_to_full_scale(checkpoint, tmp_path):

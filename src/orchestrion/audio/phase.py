@@ -35,6 +35,7 @@ workers instead. Do not run other torch work in parallel Python threads meanwhil
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +46,9 @@ import torch
 from torch import Tensor
 
 from orchestrion.audio.spectral import Stft, analysis_window
+from orchestrion.audio.vocoder_phase import vocoder_phase_frames
 from orchestrion.errors import ConfigError, NonFiniteAudioError
+from orchestrion.torch_threads import single_threaded
 
 __all__ = ["griffin_lim", "istft_with_phase", "spectral_convergence"]
 
@@ -124,9 +127,10 @@ def griffin_lim(
     n_iter : iterations (0 allowed: one inverse STFT with the initial phase).
     momentum : FGLA momentum alpha; 0 gives plain Griffin-Lim, 0.99 is librosa's default.
         Values above 1 may diverge.
-    init : "random" (uniform phase, from `generator`), "zeros" (zero phase; None means the
-        same, as in librosa), or a tensor of initial phases in radians shaped like
-        `magnitude`.
+    init : "random" (uniform phase, from `generator`), "vocoder" (phase-vocoder integration
+        of the magnitude's peaks, ``orchestrion.audio.vocoder_phase``: far fewer
+        iterations needed), "zeros" (zero phase; None means the same, as in librosa), or a
+        tensor of initial phases in radians shaped like `magnitude`.
     length : samples of the output; default ``hop_length * (frames - 1)`` when centred.
         It must be a length whose STFT has ``frames`` frames.
     generator : torch.Generator for the random initial phase (on the magnitude's device).
@@ -181,10 +185,14 @@ def griffin_lim(
     elif init == "random":
         phase = torch.rand(target.shape, generator=generator, device=device, dtype=dtype)
         angles = _polar(target, phase.mul_(2.0 * math.pi))
+    elif init == "vocoder":
+        angles = _polar(target, vocoder_phase_frames(target, n_fft, hop_length))
     elif init in ("zeros", None):
         angles = torch.complex(target, torch.zeros_like(target))
     else:
-        raise ConfigError(f"init must be 'random', 'zeros' or a phase tensor, got {init!r}")
+        raise ConfigError(
+            f"init must be 'random', 'vocoder', 'zeros' or a phase tensor, got {init!r}"
+        )
 
     window = analysis_window(window, win_length, n_fft).to(device=device, dtype=dtype)
     engine = _FastGriffinLim(
@@ -328,13 +336,9 @@ class _FastGriffinLim:
     # ---------------------------------------------------------------- passes
     def run(self, n_iter: int) -> Tensor:
         """n_iter FGLA iterations, then the final synthesis; returns (batch, length)."""
-        restore_threads = None
-        if self.on_cpu and torch.get_num_threads() > 1:
-            # Kernels run single-threaded, the parallelism is across workers: no barrier per
-            # (small) tensor op, which stalls badly when other processes share the cores.
-            restore_threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-        try:
+        # Kernels run single-threaded, the parallelism is across workers: no barrier per
+        # (small) tensor op, which stalls badly when other processes share the cores.
+        with single_threaded() if self.on_cpu else contextlib.nullcontext():
             schedule = _Schedule(self, n_iter)
             if self.workers > 1:
                 with ThreadPoolExecutor(self.workers - 1, thread_name_prefix="griffin-lim") as pool:
@@ -346,9 +350,6 @@ class _FastGriffinLim:
                         job.result()
             else:
                 schedule.work(self.scratch[0])
-        finally:
-            if restore_threads is not None:
-                torch.set_num_threads(restore_threads)
         wave = self.signal_flat[:, self.start:self.start + self.out_length]
         if wave.shape[-1] < self.out_length:  # `length` longer than the frames cover
             wave = torch.nn.functional.pad(wave, (0, self.out_length - wave.shape[-1]))

@@ -22,6 +22,8 @@ from orchestrion.errors import ConfigError
 DEFAULT_MODEL = (
     "render-cpu"  # == orchestrion.systems.organ.infer.DEFAULT_MODEL (not imported: no torch here)
 )
+DEFAULT_ITERS = 12  # == infer.DEFAULT_N_ITER
+DEFAULT_PHASE_INIT = "vocoder"  # == infer.DEFAULT_PHASE_INIT
 
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Shipped model name, model folder, or a training run's .ckpt.")
@@ -105,7 +107,15 @@ def register(
             typer.Option("--sr", help="Output sample rate in Hz (default: the model's)."),
         ] = None,
         per_track: PerTrackOpt = True,
-        iters: Annotated[int, typer.Option("--iters", help="Griffin-Lim iterations.")] = 32,
+        iters: Annotated[int, typer.Option("--iters", help="Griffin-Lim iterations.")] = DEFAULT_ITERS,
+        phase_init: Annotated[
+            str,
+            typer.Option(
+                "--phase-init",
+                help="Griffin-Lim's start: 'vocoder' (phase integrated from the spectral peaks) "
+                "or 'random' (the seed's, which needs about 32 iterations).",
+            ),
+        ] = DEFAULT_PHASE_INIT,
         seed: Annotated[
             int, typer.Option("--seed", help="Seed of the dropout noise and the phase.")
         ] = 0,
@@ -143,6 +153,7 @@ def register(
                 sample_rate=sr,
                 per_track=per_track,
                 n_iter=iters,
+                phase_init=phase_init,
                 seed=seed,
                 noise_subtraction=noise_subtraction,
                 progress=not quiet and sys.stderr.isatty(),

@@ -68,7 +68,12 @@ from orchestrion.metrics.budget import ErrorBudget, image_error_budget, mean_bud
 from orchestrion.plots import pyplot, save_error_budget_png, save_figure, save_lobe_corrections_png
 from orchestrion.symbolic.midi import melodic_instruments
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
-from orchestrion.systems.organ.infer import RenderModel, render_score
+from orchestrion.systems.organ.infer import (
+    DEFAULT_N_ITER,
+    DEFAULT_PHASE_INIT,
+    RenderModel,
+    render_score,
+)
 from orchestrion.systems.organ.model import OrganLoss
 
 MAX_CHUNKS = 128
@@ -337,7 +342,8 @@ def evaluate_render(
     *,
     max_chunks: int = MAX_CHUNKS,
     seed: int = 0,
-    n_iter: int = 32,
+    n_iter: int = DEFAULT_N_ITER,
+    phase_init: str = DEFAULT_PHASE_INIT,
     per_track: bool = True,
     noise_subtraction: bool = False,
     budget: bool = False,
@@ -360,8 +366,8 @@ def evaluate_render(
         Chunks scored for Table 6.3 at most.
     seed : int
         Seeds the dropout draws, the SWD projections and the phase.
-    n_iter : int
-        Griffin-Lim iterations of the whole-piece renders.
+    n_iter, phase_init : int, str
+        Griffin-Lim iterations and initial phase of the whole-piece renders.
     per_track : bool
         Render each part alone and combine (the render default); False renders the mix.
     noise_subtraction : bool
@@ -394,7 +400,8 @@ def evaluate_render(
             continue
         reference, reference_rate = dataset.load_mix(record)
         result = render_score(
-            record.score_path, model, seed=seed, n_iter=n_iter, per_track=per_track,
+            record.score_path, model, seed=seed, n_iter=n_iter, phase_init=phase_init,
+            per_track=per_track,
             noise_subtraction=noise_subtraction, progress=progress,
         )
         audio = as_saved_wav(result.audio, result.sample_rate)  # what `render` writes

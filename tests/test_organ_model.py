@@ -18,6 +18,7 @@ from orchestrion.nn.adversarial import (
     class_weights_from_counts,
     class_weights_from_labels,
 )
+from orchestrion.nn.pitch import pitch_to_hz
 from orchestrion.systems.organ import (
     DISCRIMINATOR_VARIANTS,
     PRESETS,
@@ -33,8 +34,8 @@ from orchestrion.systems.organ import (
     padded_length,
     receptive_field,
 )
-from orchestrion.nn.pitch import pitch_to_hz
-from orchestrion.systems.organ.encoding import rising_edges
+from orchestrion.systems.organ.encoding import rising_edges, slots_playing
+from orchestrion.systems.organ.model import sounding_slots
 
 A4 = 69
 
@@ -265,6 +266,27 @@ def test_encoding_some_slots_gives_those_channels_of_the_whole_image(name: str, 
     expected = [3, 11, 19, 27] if onset_channels else [3, 11]
     assert subset.channels.tolist() == expected
     torch.testing.assert_close(subset.image, encoding(roll)[:, expected], rtol=0, atol=0)
+
+
+def test_the_harmonic_image_of_the_pitches_played_equals_the_full_product() -> None:
+    """to_frequency multiplies only the pitches that are played; the rest would add zeros."""
+    encoding = build_encoding("harmonic", sample_rate=16_000, n_fft=1024)
+    lanes = torch.zeros(2, 3, 128, 40)
+    lanes[0, 1, 60, 5:30] = 0.7
+    lanes[0, 1, 64, 20:40] = 0.3  # overlapping partials of two notes
+    lanes[1, 2, 33, :] = 1.0
+    full = torch.matmul(encoding.pitch_to_bin_matrix().t(), lanes)
+    torch.testing.assert_close(encoding.to_frequency(lanes), full, rtol=1e-6, atol=1e-7)
+    assert float(encoding.to_frequency(lanes)[1, 0].abs().max()) == 0.0
+
+
+def test_slots_playing_is_any_note_per_slot() -> None:
+    roll = torch.zeros(3, 16, 128, 12)
+    roll[0, 2, 70, 3] = 0.2
+    roll[2, 15, 0, 11] = 1.0
+    torch.testing.assert_close(slots_playing(roll), (roll > 0).flatten(2).any(dim=-1))
+    assert slots_playing(torch.zeros(2, 16, 128, 0)).shape == (2, 16)
+    assert sounding_slots(roll).tolist() == [2, 15]
 
 
 @pytest.mark.parametrize("with_ages", [False, True])

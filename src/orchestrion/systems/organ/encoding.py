@@ -104,6 +104,17 @@ def _unit_values(roll: Tensor) -> Tensor:
     return (roll if roll.is_floating_point() else roll.float()).clamp(0.0, 1.0)
 
 
+def slots_playing(roll: Tensor) -> Tensor:
+    """Which slots of each roll have a note: (B, S, 128, T) -> (B, S) bool.
+
+    By each slot's maximum, one pass with no boolean copy of the roll (~20x faster than
+    ``(roll > 0).any``, which the per-window render paid several times a window).
+    """
+    if roll.numel() == 0:
+        return torch.zeros(roll.shape[:2], dtype=torch.bool, device=roll.device)
+    return roll.flatten(2).amax(dim=-1) > 0
+
+
 def rising_edges(roll: Tensor) -> Tensor:
     """Onset roll from a roll (..., T): 1 where a lane turns on (frame 0 counts if on)."""
     active = roll > 0
@@ -111,6 +122,8 @@ def rising_edges(roll: Tensor) -> Tensor:
     return (active & ~before).to(roll.dtype)
 
 
+_LOWEST_EXPONENT = -80.0
+"""Note-age decays ``exp(x)`` with x below this are 0 (see ``RollEncoding.age_image``)."""
 AGE_UNKNOWN = 1.0e4
 """The age, in frames, of a cell whose onset was not seen (a note begun before the frames
 given, or silence): old enough that every note-age feature is 0."""
@@ -259,7 +272,11 @@ class RollEncoding(nn.Module):
             raise ConfigError(f"note ages {tuple(ages.shape)} and pianoroll {tuple(roll.shape)} differ")
         values = self.values(roll[:, slots])
         rates = 1.0 / torch.tensor(scales, dtype=values.dtype, device=values.device)
-        decays = torch.exp(-ages[:, slots].to(values.dtype).unsqueeze(2) * rates[:, None, None])
+        exponents = ages[:, slots].to(values.dtype).unsqueeze(2) * -rates[:, None, None]
+        # below e^-80 (2e-35) the decay is 0: exp of numbers whose result underflows takes the
+        # math library's slow path, ~17x slower, and unknown ages (AGE_UNKNOWN) all would
+        gone = exponents < _LOWEST_EXPONENT
+        decays = torch.exp(exponents.clamp_(min=_LOWEST_EXPONENT)).masked_fill_(gone, 0.0)
         lanes = (values.unsqueeze(2) * decays).flatten(1, 2)  # (B, L * K, 128, T)
         return self.to_frequency(lanes)
 
@@ -366,9 +383,14 @@ class HarmonicRollEncoding(RollEncoding):
         # einsum "bspt,pf->bsft" written as a broadcast matmul: (F, P) @ (B, S, P, T)
         # yields (B, S, F, T) contiguous, with no permute/copy afterwards. Only the
         # (item, slot) lanes that sound are multiplied: a chunk plays a few of the 16 slots,
-        # and a part rendered alone one.
+        # and a part rendered alone one; and only the pitches played: a part plays a few
+        # of the 128 (the other rows would add exact zeros).
         matrix = self.pitch_to_bin_matrix().to(lanes.dtype).t()
-        sounding = lanes.flatten(-2).any(dim=-1)
+        levels = lanes.amax(dim=-1)  # (B, S, P); lanes are >= 0; amax: no boolean copy
+        sounding = levels.amax(dim=-1) > 0
+        played = (levels > 0).reshape(-1, levels.shape[-1]).any(dim=0).nonzero().flatten()
+        if len(played) < matrix.shape[1]:
+            matrix, lanes = matrix[:, played], lanes[..., played, :]
         if bool(sounding.all()):
             return torch.matmul(matrix, lanes)
         image = lanes.new_zeros(*lanes.shape[:-2], matrix.shape[0], lanes.shape[-1])
@@ -419,4 +441,5 @@ __all__ = [
     "harmonic_templates",
     "note_ages",
     "rising_edges",
+    "slots_playing",
 ]

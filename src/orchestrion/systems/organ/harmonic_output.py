@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from orchestrion.errors import ConfigError
 from orchestrion.nn.pitch import pitch_to_hz
-from orchestrion.systems.organ.encoding import N_PITCHES
+from orchestrion.systems.organ.encoding import N_PITCHES, slots_playing
 
 LOBE_REACH_BINS = 4.0
 """Bins either side of a partial that its lobe reaches (the Hann side lobes there are < -50 dB)."""
@@ -134,12 +134,14 @@ class HarmonicOutput(nn.Module):
         With learned lobes the roll is (N, 128, T) and row n is drawn with the lobes of slot
         ``slots[n]``; the analytic lobes are the same for every slot.
         """
-        active = (roll > 0).to(self.lobes.dtype)
+        # only the pitches played (a part plays a few of the 128; the others add exact zeros)
+        played = (roll.amax(dim=-1) > 0).reshape(-1, roll.shape[-2]).any(dim=0).nonzero().flatten()
+        active = (roll[..., played, :] > 0).to(self.lobes.dtype)
         if self.lobe_corrections is None:
-            return torch.matmul(self.lobes.t(), active)
+            return torch.matmul(self.lobes[played].t(), active)
         if slots is None:
             raise ConfigError("learned lobes differ per slot: give the slot of each roll row")
-        return torch.bmm(self.slot_lobes(slots).transpose(1, 2), active)
+        return torch.bmm(self.slot_lobes(slots)[:, played].transpose(1, 2), active)
 
     def forward(
         self, free: Tensor, log_gains: Tensor, roll: Tensor, gain_slots: Tensor | None = None
@@ -152,7 +154,7 @@ class HarmonicOutput(nn.Module):
                 f"got {tuple(log_gains.shape)} beside a spectrogram of {tuple(free.shape)}"
             )
         # only the (item, slot) pairs that play a note: a chunk sounds a few of the 16 slots
-        items, slots = (roll > 0).flatten(2).any(dim=-1).nonzero(as_tuple=True)
+        items, slots = slots_playing(roll).nonzero(as_tuple=True)
         channels = slots
         if gain_slots is not None:  # gain image k is slot gain_slots[k]'s
             channel_of_slot = torch.full((roll.shape[1],), -1, dtype=torch.long, device=roll.device)

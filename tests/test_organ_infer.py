@@ -426,6 +426,7 @@ def test_cli_render_defaults_are_the_render_functions():
     assert commands.DEFAULT_MODEL == infer.DEFAULT_MODEL
     assert commands.DEFAULT_ITERS == infer.DEFAULT_N_ITER
     assert commands.DEFAULT_PHASE_INIT == infer.DEFAULT_PHASE_INIT
+    assert commands.PHASE_INITS == infer.PHASE_INITS
 
 
 def test_phase_init_is_checked_and_vocoder_by_default(tiny_model, checkpoint, tmp_path):
@@ -442,7 +443,7 @@ def test_phase_init_is_checked_and_vocoder_by_default(tiny_model, checkpoint, tm
     out_dir.mkdir()
     args = ["render", str(midi), "-o", str(out_dir / "x.wav"), "--model", str(checkpoint)]
     result = runner.invoke(app, [*args, "--phase-init", "zeros", "-q"])
-    assert_clean_failure(result, out_dir, "phase_init must be one of vocoder, random")
+    assert_clean_failure(result, out_dir, "--phase-init must be one of vocoder, random")
 
 
 def test_cli_render_normalize_scales_the_model_level_to_full_scale(checkpoint, tmp_path):
@@ -709,12 +710,20 @@ def test_cli_train_render_runs_and_resumes(tiny_dataset, checkpoint, tmp_path):
             str(tiny_dataset),
             "--max-chunks",
             "2",
+            "--iters",
+            "2",
+            "--phase-init",
+            "random",
             "-q",
         ],
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "Table 6.3" in evaluated.output and "mean" in evaluated.output
     assert "each part rendered alone" in evaluated.output
+    wrong = runner.invoke(app, ["evaluate", "render", "--model", str(run / "model"), "--data",
+                                str(tiny_dataset), "--phase-init", "zeros", "-q"])
+    assert wrong.exit_code == 1 and len(wrong.output.strip().splitlines()) == 1
+    assert "--phase-init must be one of vocoder, random" in wrong.output
     # a new run that starts from the exported weights says so in its card
     common[common.index("--out") + 1] = str(tmp_path / "continued")
     continued = runner.invoke(app, [*common, "--max-steps", "1", "--init-from", str(run / "model")])

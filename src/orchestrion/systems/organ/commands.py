@@ -24,7 +24,17 @@ DEFAULT_MODEL = (
 )
 DEFAULT_ITERS = 12  # == infer.DEFAULT_N_ITER
 DEFAULT_PHASE_INIT = "vocoder"  # == infer.DEFAULT_PHASE_INIT
+PHASE_INITS = ("vocoder", "random")  # == windows.PHASE_INITS
 
+ItersOpt = Annotated[int, typer.Option("--iters", help="Griffin-Lim iterations.")]
+PhaseInitOpt = Annotated[
+    str,
+    typer.Option(
+        "--phase-init",
+        help="Griffin-Lim's start: 'vocoder' (phase integrated from the spectral peaks) "
+        "or 'random' (the seed's, which needs about 32 iterations).",
+    ),
+]
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Shipped model name, model folder, or a training run's .ckpt.")
 ]
@@ -74,6 +84,11 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
+def _check_phase_init(phase_init: str) -> None:
+    if phase_init not in PHASE_INITS:
+        raise ConfigError(f"--phase-init must be one of {', '.join(PHASE_INITS)}, got {phase_init!r}")
+
+
 def _load_model(name: str, deterministic: bool = True):
     from orchestrion.checkpoints import CheckpointError
     from orchestrion.systems.organ.infer import RenderModel
@@ -107,15 +122,8 @@ def register(
             typer.Option("--sr", help="Output sample rate in Hz (default: the model's)."),
         ] = None,
         per_track: PerTrackOpt = True,
-        iters: Annotated[int, typer.Option("--iters", help="Griffin-Lim iterations.")] = DEFAULT_ITERS,
-        phase_init: Annotated[
-            str,
-            typer.Option(
-                "--phase-init",
-                help="Griffin-Lim's start: 'vocoder' (phase integrated from the spectral peaks) "
-                "or 'random' (the seed's, which needs about 32 iterations).",
-            ),
-        ] = DEFAULT_PHASE_INIT,
+        iters: ItersOpt = DEFAULT_ITERS,
+        phase_init: PhaseInitOpt = DEFAULT_PHASE_INIT,
         seed: Annotated[
             int, typer.Option("--seed", help="Seed of the dropout noise and the phase.")
         ] = 0,
@@ -138,6 +146,7 @@ def register(
         from orchestrion.systems.organ.infer import render_score
 
         require_file(score)
+        _check_phase_init(phase_init)
         if output.suffix.lower() not in AUDIO_SUFFIXES:
             raise ConfigError(
                 f"cannot write {output.suffix or 'files without a suffix'}; "
@@ -184,6 +193,8 @@ def register(
         deterministic: DeterministicOpt = True,
         per_track: PerTrackOpt = True,
         noise_subtraction: NoiseSubtractionOpt = False,
+        iters: ItersOpt = DEFAULT_ITERS,
+        phase_init: PhaseInitOpt = DEFAULT_PHASE_INIT,
         budget: Annotated[
             bool,
             typer.Option(
@@ -197,6 +208,7 @@ def register(
         """Table 6.3 on held-out chunks and the audio protocol on whole held-out pieces."""
         from orchestrion.systems.organ.evaluate import evaluate_render
 
+        _check_phase_init(phase_init)
         render_model = _load_model(model, deterministic)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -208,6 +220,8 @@ def register(
                 out_png=png,
                 max_chunks=max_chunks,
                 seed=seed,
+                n_iter=iters,
+                phase_init=phase_init,
                 per_track=per_track,
                 noise_subtraction=noise_subtraction,
                 budget=budget,

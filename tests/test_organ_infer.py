@@ -421,12 +421,12 @@ def test_cli_render_renders_each_part_alone_unless_told_mix(checkpoint, tmp_path
 
 
 def test_cli_render_defaults_are_the_render_functions():
-    from orchestrion.systems.organ import commands, infer
+    from orchestrion.systems.organ import commands, infer, windows
 
     assert commands.DEFAULT_MODEL == infer.DEFAULT_MODEL
     assert commands.DEFAULT_ITERS == infer.DEFAULT_N_ITER
     assert commands.DEFAULT_PHASE_INIT == infer.DEFAULT_PHASE_INIT
-    assert commands.PHASE_INITS == infer.PHASE_INITS
+    assert commands.PHASE_INITS == windows.PHASE_INITS
 
 
 def test_phase_init_is_checked_and_vocoder_by_default(tiny_model, checkpoint, tmp_path):

@@ -95,9 +95,8 @@ def _peak_bins(run: Tensor, bins: Tensor) -> Tensor:
     n_bins = run.shape[-1]
     rising = torch.zeros(run.shape, dtype=torch.bool, device=run.device)
     torch.gt(run[:, 1:], run[:, :-1], out=rising[:, :-1])  # the next bin is higher
-    not_below_previous = torch.ones_like(rising)
-    torch.ge(run[:, 1:], run[:, :-1], out=not_below_previous[:, 1:])
-    is_peak = not_below_previous
+    is_peak = torch.ones_like(rising)
+    torch.ge(run[:, 1:], run[:, :-1], out=is_peak[:, 1:])  # not below the previous bin
     is_peak[:, :-1] &= run[:, :-1] > run[:, 1:]  # and strictly above the next
     last_peak = torch.where(is_peak, bins, 0).cummax(1).values
     next_peak = torch.where(is_peak, bins, n_bins - 1).flip(1).cummin(1).values.flip(1)

@@ -115,6 +115,12 @@ def slots_playing(roll: Tensor) -> Tensor:
     return roll.flatten(2).amax(dim=-1) > 0
 
 
+def played_pitches(levels: Tensor) -> Tensor:
+    """Indices of the pitches above 0 in any lane, from each lane's maxima over time
+    (..., 128) -> (k,): a part plays a few of the 128, and the rest multiply to zeros."""
+    return (levels > 0).reshape(-1, levels.shape[-1]).any(dim=0).nonzero().flatten()
+
+
 def rising_edges(roll: Tensor) -> Tensor:
     """Onset roll from a roll (..., T): 1 where a lane turns on (frame 0 counts if on)."""
     active = roll > 0
@@ -388,7 +394,7 @@ class HarmonicRollEncoding(RollEncoding):
         matrix = self.pitch_to_bin_matrix().to(lanes.dtype).t()
         levels = lanes.amax(dim=-1)  # (B, S, P); lanes are >= 0; amax: no boolean copy
         sounding = levels.amax(dim=-1) > 0
-        played = (levels > 0).reshape(-1, levels.shape[-1]).any(dim=0).nonzero().flatten()
+        played = played_pitches(levels)
         if len(played) < matrix.shape[1]:
             matrix, lanes = matrix[:, played], lanes[..., played, :]
         if bool(sounding.all()):
@@ -440,6 +446,7 @@ __all__ = [
     "build_encoding",
     "harmonic_templates",
     "note_ages",
+    "played_pitches",
     "rising_edges",
     "slots_playing",
 ]

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from orchestrion.errors import ConfigError
 from orchestrion.nn.pitch import pitch_to_hz
-from orchestrion.systems.organ.encoding import N_PITCHES, slots_playing
+from orchestrion.systems.organ.encoding import N_PITCHES, played_pitches, slots_playing
 
 LOBE_REACH_BINS = 4.0
 """Bins either side of a partial that its lobe reaches (the Hann side lobes there are < -50 dB)."""
@@ -134,8 +134,7 @@ class HarmonicOutput(nn.Module):
         With learned lobes the roll is (N, 128, T) and row n is drawn with the lobes of slot
         ``slots[n]``; the analytic lobes are the same for every slot.
         """
-        # only the pitches played (a part plays a few of the 128; the others add exact zeros)
-        played = (roll.amax(dim=-1) > 0).reshape(-1, roll.shape[-2]).any(dim=0).nonzero().flatten()
+        played = played_pitches(roll.amax(dim=-1))  # the others would add exact zeros
         active = (roll[..., played, :] > 0).to(self.lobes.dtype)
         if self.lobe_corrections is None:
             return torch.matmul(self.lobes[played].t(), active)

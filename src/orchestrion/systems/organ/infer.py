@@ -94,9 +94,9 @@ from orchestrion.systems.organ.tracks import (
 )
 from orchestrion.systems.organ.windows import (
     CROSSFADE_DOMAINS,
-    PHASE_INITS,
     CrossfadeDomain,
     WindowPlan,
+    check_phase_init,
     coherent_crossfade,
     from_crossfade_domain,
     griffin_lim_blocks,
@@ -124,7 +124,7 @@ generator time with 2 windows per pass, 2.4-2.5 s with 4, 2.8 s with 8 and 4.3 s
 threads); with 8 s windows, 1 or 2 per pass cost the same (one thread, 6.6-8.0 s against
 7.9 s), and 1 holds half the memory."""
 DEFAULT_N_ITER = 12
-"""Griffin-Lim iterations from the vocoder phase (see ``benchmarks/phase.py``)."""
+"""Griffin-Lim iterations from the vocoder phase (see ``benchmarks/phase_start.py``)."""
 DEFAULT_PHASE_INIT = "vocoder"
 """Griffin-Lim's initial phase: ``"vocoder"`` or ``"random"``."""
 GRIFFIN_LIM_BLOCK_S = 30.0
@@ -480,8 +480,7 @@ def render_score(
     model = _as_render_model(model)
     config = model.config
     _check_arguments(sample_rate, window_s, overlap_s, n_iter, tail_s, crossfade, batch_windows)
-    if phase_init not in PHASE_INITS:
-        raise ConfigError(f"phase_init must be one of {', '.join(PHASE_INITS)}, got {phase_init!r}")
+    check_phase_init(phase_init)  # before the generator's work, not after it
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"seed must be a whole number, got {seed!r}")
     if workers is not None and (

@@ -308,7 +308,7 @@ class Generator(nn.Module):
         first = images[0]
         n_bins, n_frames = first.shape[-2:]
         grid_rows, grid_frames = self.grid_size(n_bins, n_frames)
-        rows = min(max(n_bins - 1, 1), grid_rows)
+        rows = max(n_bins - 1, 1)  # the Nyquist row is not read
         channels = sum(image.shape[1] for image in images)
         grid = torch.empty(
             (first.shape[0], channels, grid_rows, grid_frames), dtype=first.dtype,
@@ -345,7 +345,6 @@ class Generator(nn.Module):
             raise ConfigError("the generator's note-age input is " + (
                 "missing" if side is None else "given, but this generator has none"))
         n_bins, n_frames = given.image.shape[-2:]
-        grid_rows, grid_frames = self.grid_size(n_bins, n_frames)
         # the first layer reads only the channels given, and the note-age input, in one pass
         images, weights = [given.image], [self.encoder[0].conv.weight[:, given.channels]]
         if side is not None and side.channels.numel():  # (side is given iff there is age_input)
@@ -356,6 +355,7 @@ class Generator(nn.Module):
             images.append(side.image)
             weights.append(self.age_input.weight[:, side.channels])
         x = self._on_grid(images)
+        grid_rows, grid_frames = x.shape[-2:]
         skips = [self.encoder[0](x, torch.cat(weights, dim=1) if len(weights) > 1 else weights[0])]
         for down in self.encoder[1:]:
             skips.append(down(skips[-1]))

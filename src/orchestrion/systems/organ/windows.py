@@ -204,6 +204,12 @@ PHASE_INITS = ("vocoder", "random")
 """Initial phases :func:`griffin_lim_blocks` takes (see :func:`orchestrion.audio.phase.griffin_lim`)."""
 
 
+def check_phase_init(init: str) -> None:
+    """Raise ConfigError unless `init` is one of :data:`PHASE_INITS`."""
+    if init not in PHASE_INITS:
+        raise ConfigError(f"phase_init must be one of {', '.join(PHASE_INITS)}, got {init!r}")
+
+
 def griffin_lim_blocks(
     magnitude: Tensor,
     n_fft: int,
@@ -244,8 +250,7 @@ def griffin_lim_blocks(
     -------
     np.ndarray, float32, (length,)
     """
-    if init not in PHASE_INITS:
-        raise ConfigError(f"phase init must be one of {', '.join(PHASE_INITS)}, got {init!r}")
+    check_phase_init(init)
     n_frames = magnitude.shape[-1]
     if n_frames <= block_frames or overlap_frames < 4:
         wave = griffin_lim(
@@ -340,6 +345,7 @@ __all__ = [
     "PHASE_INITS",
     "CrossfadeDomain",
     "WindowPlan",
+    "check_phase_init",
     "coherent_crossfade",
     "from_crossfade_domain",
     "griffin_lim_blocks",

@@ -699,6 +699,8 @@ def test_cli_train_render_runs_and_resumes(tiny_dataset, checkpoint, tmp_path):
     resumed = runner.invoke(app, [*common, "--max-steps", "3", "--resume", "--set", "learning_rate=1e-4"])
     assert resumed.exit_code == 0, resumed.output
     assert _steps_in_card(run / "model") > before == 2
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert f"resumed from `{run / 'checkpoints' / 'last.ckpt'}` at step 2 " in card, card
     evaluated = runner.invoke(
         app,
         [

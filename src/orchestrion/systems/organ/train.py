@@ -90,14 +90,16 @@ def _valid_loader(dataset: OrganChunks, batch_size: int) -> DataLoader:
                       batch_size=batch_size, shuffle=False)
 
 
-def _check_resumed_run(last: Path, classifier_only: bool, config: OrganConfig) -> None:
-    """Refuse to resume a run under another mode (classifier-only or not) or another model.
+def _check_resumed_run(last: Path, classifier_only: bool, config: OrganConfig) -> int:
+    """Refuse to resume a run under another mode (classifier-only or not) or another model;
+    return the checkpoint's optimiser-step count (Lightning's ``global_step``).
 
     Losses and the optimiser (`TRAINING_FIELDS`) may change on resume, except turning the
     generator's moving average on or off (it is part of the saved state).
     """
     # mmap: only the pickled structure is read here; Lightning reads the weights when it resumes
-    saved = torch.load(last, map_location="cpu", weights_only=False, mmap=True).get("hyper_parameters", {})
+    checkpoint = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+    saved = checkpoint.get("hyper_parameters", {})
     trained_alone = bool(saved.get("classifier_only", False))
     if trained_alone != classifier_only:
         how = "with" if trained_alone else "without"
@@ -114,6 +116,7 @@ def _check_resumed_run(last: Path, classifier_only: bool, config: OrganConfig) -
     if differ:
         raise ConfigError(f"--resume: {last} was trained with other {', '.join(differ)}; "
                           "resume with the run's own --preset, --init-from and --set values")
+    return int(checkpoint.get("global_step", 0))
 
 
 def train_render(
@@ -158,10 +161,11 @@ def train_render(
         config = get_preset(preset or "cpu", **(overrides or {}))
     out_dir = Path(out_dir)
     last = out_dir / "checkpoints" / "last.ckpt"
+    resumed_at = 0
     if resume:  # before the pieces are loaded: a wrong resume fails at once
         if not last.is_file():
             raise ConfigError(f"--resume: no checkpoint to resume from at {last}")
-        _check_resumed_run(last, classifier_only, config)
+        resumed_at = _check_resumed_run(last, classifier_only, config)
     L.seed_everything(seed, workers=True)
     train_pieces = load_pieces(data_dir, config, split="train", limit=limit_pieces, progress=progress)
     try:
@@ -182,6 +186,11 @@ def train_render(
         started_from = f"`{start.path}` ({'; '.join(history)})" if history else f"`{start.path}`"
     else:
         started_from = ""
+    if resume:
+        resumed = (f"resumed from `{last}` at step {resumed_at // module._steps_per_batch():,} "
+                   "(the steps above count the whole run, the minutes this part)")
+        started_from = (f"{started_from}, then {resumed}: the checkpoint's weights, optimiser state "
+                        "and moving average, not that model's") if started_from else resumed
     epoch_size = max(config.batch_size, min(len(train_set), 1000 * config.batch_size))
     sampler = RegimeSampler(train_set, single_only=config.regime != "multi", epoch_size=epoch_size, seed=seed)
     module.sampler = sampler
@@ -218,7 +227,8 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
                         metrics: dict[str, float], started_from: str = "") -> Path:
     """Write the model as safetensors + config + a first model card (evaluation adds to it).
 
-    `started_from` describes the model a continued run (``init_from``) began with.
+    `started_from` describes the model a continued run (``init_from``) began with, and the
+    checkpoint a resumed one went on from; `minutes` is this part's time.
     """
     config = module.config
     counts = module.model.parameter_counts()

@@ -117,6 +117,10 @@ class OrganModule(L.LightningModule):
         two = self.model.discriminator is not None and not self.classifier_only
         return 2 if two else 1  # Lightning counts each optimizer step
 
+    def training_steps(self, optimizer_steps: int) -> int:
+        """Training steps (batches) in Lightning's ``global_step``, which counts optimiser steps."""
+        return int(optimizer_steps) // self._steps_per_batch()
+
     def uses_classifier_now(self) -> bool:
         config = self.config
         if not config.uses_classifier:

@@ -187,7 +187,7 @@ def train_render(
     else:
         started_from = ""
     if resume:
-        resumed = (f"resumed from `{last}` at step {resumed_at // module._steps_per_batch():,} "
+        resumed = (f"resumed from `{last}` at step {module.training_steps(resumed_at):,} "
                    "(the steps above count the whole run, the minutes this part)")
         started_from = (f"{started_from}, then {resumed}: the checkpoint's weights, optimiser state "
                         "and moving average, not that model's") if started_from else resumed
@@ -199,10 +199,9 @@ def train_render(
     callbacks: list = [TimedCheckpoint(last, checkpoint_minutes, keep=keep_checkpoints)]
     if progress:
         callbacks.append(RichProgressBar())
-    steps_per_batch = module._steps_per_batch()
     trainer = L.Trainer(
         accelerator="auto", devices=devices, strategy=strategy,
-        max_steps=max_steps * steps_per_batch,
+        max_steps=max_steps * module._steps_per_batch(),
         max_time=None if max_minutes is None else timedelta(minutes=max_minutes),
         callbacks=callbacks, default_root_dir=out_dir, logger=L.pytorch.loggers.CSVLogger(out_dir, name="logs"),
         val_check_interval=min(validate_every, epoch_size // config.batch_size),
@@ -214,7 +213,7 @@ def train_render(
                 ckpt_path=str(last) if resume else None)
     minutes = (time.time() - started) / 60
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    steps = trainer.global_step // steps_per_batch
+    steps = module.training_steps(trainer.global_step)
     export_dir = export_render_model(module, out_dir / "model", command=command, data_dir=data_dir,
                                      train_pieces=len(train_pieces), valid_pieces=len(valid_pieces),
                                      steps=steps, minutes=minutes, metrics=metrics,
@@ -285,7 +284,7 @@ def load_training_snapshot(path: str | Path) -> Checkpoint:
     except (ConfigError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"not a training checkpoint of a render model ({first})", path) from None
-    steps = int(saved.get("global_step", 0)) // module._steps_per_batch()
+    steps = module.training_steps(saved.get("global_step", 0))
     card = "\n".join([
         "# render model (orGAN), a training snapshot",
         "",

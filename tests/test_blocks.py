@@ -1,5 +1,6 @@
 """BatchNorm folding: a convolution with its eval-mode BatchNorm folded in gives the same
-outputs, and a folded generator refuses to be trained."""
+outputs, and a folded generator refuses to be trained. The frequency context starts as the
+identity and reaches exactly the rows it promises."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from torch import nn
 
 from orchestrion.errors import ConfigError
-from orchestrion.nn.blocks import fold_batch_norm
+from orchestrion.nn.blocks import FrequencyContext, fold_batch_norm
 from orchestrion.systems.organ import OrganModel, get_preset
 
 
@@ -68,3 +69,35 @@ def test_folded_generator_renders_the_same_and_cannot_train() -> None:
         torch.testing.assert_close(generator(image), expected, atol=1e-4, rtol=1e-4)
     with pytest.raises(ConfigError, match="cannot be trained"):
         generator.train()
+
+
+def test_frequency_context_starts_as_the_identity_and_can_learn() -> None:
+    torch.manual_seed(0)
+    context = FrequencyContext(8, 3)
+    x = torch.randn(2, 8, 40, 6)
+    out = context(x)
+    torch.testing.assert_close(out, x, rtol=0, atol=0)
+    (out * torch.randn_like(out)).sum().backward()
+    for block in context.blocks:
+        mix = block[-1]
+        assert mix.weight.grad is not None and float(mix.weight.grad.abs().max()) > 0
+
+
+def test_frequency_context_reaches_one_plus_four_times_two_to_the_n_minus_one_rows() -> None:
+    torch.manual_seed(1)
+    n_blocks = 3
+    context = FrequencyContext(4, n_blocks).double()
+    for block in context.blocks:
+        nn.init.normal_(block[-1].weight)
+    x = torch.randn(1, 4, 64, 9, dtype=torch.float64)
+    poked = x.clone()
+    poked[0, 1, 32, 4] += 1.0
+    with torch.no_grad():
+        changed = (context(poked) - context(x)).abs().amax(dim=(0, 1))  # (rows, frames)
+    rows = changed.amax(dim=1).nonzero().flatten()
+    reach = 2 * (2**n_blocks - 1)  # 5-tap kernels dilated 1, 2, 4: 1 + 4 * (2**n - 1) rows in all
+    assert (rows.min().item(), rows.max().item()) == (32 - reach, 32 + reach)
+    frames = changed.amax(dim=0).nonzero().flatten()
+    assert (frames.min().item(), frames.max().item()) == (4 - n_blocks, 4 + n_blocks)
+    with pytest.raises(ConfigError, match="0 or more blocks"):
+        FrequencyContext(4, -1)

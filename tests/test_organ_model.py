@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from orchestrion.checkpoints import Checkpoint, load_state_into
 from orchestrion.errors import ConfigError
 from orchestrion.metrics.audio import MR_STFT_LOG_EPS
 from orchestrion.nn.adversarial import (
@@ -35,7 +36,8 @@ from orchestrion.systems.organ import (
     receptive_field,
 )
 from orchestrion.systems.organ.encoding import rising_edges, slots_playing
-from orchestrion.systems.organ.model import sounding_slots
+from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, sounding_slots
+from orchestrion.systems.organ.train import _fresh_weights
 
 A4 = 69
 
@@ -554,6 +556,29 @@ def test_time_pooled_classifier_learns_where_the_energy_lies() -> None:
     assert losses["time"] < 0.05 and losses["time"] < losses["global"] / 5, losses
     with pytest.raises(ConfigError, match="n_bins"):
         Discriminator(16, layers, 0.25, classifier_pooling="time")
+
+
+def test_a_classifier_continued_with_frequency_context_names_the_same_instruments_at_first() -> None:
+    torch.manual_seed(0)
+    tiny = {"base_width": 4, "discriminator_width": 0.125}
+    before = OrganModel.from_config(get_preset("cpu", **tiny))
+    start = Checkpoint(None, "render", before.config.to_dict(), before.state_dict(), "")
+    config = get_preset("cpu", classifier_context=2, **tiny)
+    skip = _fresh_weights("start", start.config, config)
+    assert skip == ("discriminator.classifier_context.",)
+    after = OrganModel.from_config(config)
+    load_state_into(after, start, skip=skip)
+    spectrogram = torch.rand(3, 1, config.n_bins, 24) * 4
+    with torch.no_grad():
+        first = before.eval().discriminator.classify(spectrogram)
+        torch.testing.assert_close(after.eval().discriminator.classify(spectrogram), first, rtol=0, atol=0)
+    # the context's weights count as the classifier's: a classifier-only run trains them
+    assert any(name.startswith(CLASSIFIER_WEIGHTS) and ".classifier_context." in f".{name}"
+               for name, _ in after.named_parameters())
+    with pytest.raises(ConfigError, match="classifier_context"):
+        get_preset("cpu", classifier_input="joint", classifier_context=1)
+    with pytest.raises(ConfigError, match="classifier_context"):
+        get_preset("cpu", classifier_context=-1)
 
 
 def test_log_db_term_weighs_quiet_bins_by_their_log_error() -> None:

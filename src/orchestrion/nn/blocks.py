@@ -5,6 +5,9 @@
   1 stays 1), the extra padding going to the end when the total is odd.
 * :class:`NoiseDropout` — dropout that can stay active in ``eval()`` mode, the noise
   source of pix2pix-style generators that take no latent vector.
+* :class:`FrequencyContext` — residual convolutions dilated along frequency that start as
+  the identity, so a trained feature map can be given a wider view without changing what
+  it computes at first.
 * :func:`fold_batch_norm` — a convolution followed by a BatchNorm in eval mode, as one
   convolution (inference only: one pass over the activations fewer).
 """
@@ -87,6 +90,40 @@ class NoiseDropout(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Any shape -> same shape."""
         return F.dropout(x, self.p, training=self.training or self.active_at_inference)
+
+
+class FrequencyContext(nn.Module):
+    """Residual blocks, the i-th dilated 2**i rows along frequency, that start as the identity.
+
+    Each block adds ``1x1(LeakyReLU(conv_(5 x 3), dilated (2**i, 1)(x)))`` to its input, the
+    inner convolution `bottleneck` channels wide (default a quarter of `channels`); the 1x1
+    convolution starts at zero, so the stack changes nothing until it is trained. With
+    `n_blocks` blocks a row sees ``1 + 4 * (2**n_blocks - 1)`` rows around it.
+
+    Shapes
+    ------
+    forward(x): (B, C, H, W) -> (B, C, H, W)
+    """
+
+    def __init__(self, channels: int, n_blocks: int, negative_slope: float = 0.2,
+                 bottleneck: int | None = None) -> None:
+        super().__init__()
+        if n_blocks < 0:
+            raise ConfigError(f"a frequency context needs 0 or more blocks, got {n_blocks!r}")
+        inner = max(1, channels // 4) if bottleneck is None else bottleneck
+        self.blocks = nn.ModuleList()
+        for i in range(n_blocks):
+            dilation = 2**i
+            spread = nn.Conv2d(channels, inner, (5, 3), padding=(2 * dilation, 1), dilation=(dilation, 1))
+            mix = nn.Conv2d(inner, channels, 1)
+            nn.init.zeros_(mix.weight)
+            nn.init.zeros_(mix.bias)
+            self.blocks.append(nn.Sequential(spread, nn.LeakyReLU(negative_slope), mix))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = x + block(x)
+        return x
 
 
 def set_inference_dropout(module: nn.Module, active: bool) -> None:

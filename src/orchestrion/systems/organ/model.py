@@ -78,6 +78,7 @@ from orchestrion.errors import ConfigError
 from orchestrion.metrics.audio import MR_STFT_LOG_EPS
 from orchestrion.nn.adversarial import AdversarialLoss, WeightedMultiHotBCE
 from orchestrion.nn.blocks import (
+    FrequencyContext,
     NoiseDropout,
     SameConv2d,
     fold_batch_norm,
@@ -445,6 +446,9 @@ class Discriminator(nn.Module):
     n_bins : int or None
         Frequency bins of the spectrograms; needed for ``classifier_pooling="time"``
         (the linear layer's size depends on it).
+    classifier_context : int
+        Residual blocks dilated along frequency after the classifier's own convolutions
+        (:class:`FrequencyContext`; they start as the identity). Default 0.
 
     Shapes
     ------
@@ -464,6 +468,7 @@ class Discriminator(nn.Module):
         classifier_pooling: str = "global",
         classifier_width: float | None = None,
         n_bins: int | None = None,
+        classifier_context: int = 0,
     ) -> None:
         super().__init__()
         for name, value, choices in (("classifier_input", classifier_input, CLASSIFIER_INPUTS),
@@ -486,13 +491,18 @@ class Discriminator(nn.Module):
         self.classifier_input = classifier_input
         self.classifier_pooling = classifier_pooling
         self.classifier_features: nn.Sequential | None = None
+        self.classifier_context: FrequencyContext | None = None
         self.classifier: nn.Linear | None = None
+        if classifier_context and not (classifier and classifier_input == "spectrogram"):
+            raise ConfigError("classifier_context applies to a classifier on the spectrogram only")
         if classifier:
             if classifier_input == "spectrogram":
                 scale = width_multiplier if classifier_width is None else classifier_width
                 own = [(max(1, round(f * scale)), k, s) for f, k, s in self.layers[:-1]]
                 downsampling = [layer for layer in own if layer[2] > 1] or own[:1]
                 self.classifier_features, features = _conv_stack(1, downsampling)
+                if classifier_context:
+                    self.classifier_context = FrequencyContext(features, classifier_context, NEGATIVE_SLOPE)
             else:
                 downsampling, features = hidden, trunk_channels
             if classifier_pooling == "time":
@@ -536,6 +546,8 @@ class Discriminator(nn.Module):
             raise ConfigError("this discriminator was built without an instrument classifier")
         if self.classifier_features is not None:
             features = self.classifier_features(spectrogram.contiguous(memory_format=torch.channels_last))
+            if self.classifier_context is not None:
+                features = self.classifier_context(features)
         elif trunk_features is None:
             raise ConfigError("a classifier on the joint input needs the patch trunk's features")
         else:
@@ -545,7 +557,8 @@ class Discriminator(nn.Module):
         return self.classifier(pooled)
 
 
-CLASSIFIER_WEIGHTS = ("discriminator.classifier_features.", "discriminator.classifier.")
+CLASSIFIER_WEIGHTS = ("discriminator.classifier_features.", "discriminator.classifier_context.",
+                      "discriminator.classifier.")
 """Names of the instrument classifier's weights in an `OrganModel` state dict."""
 
 GENERATOR_STATE = ("encoding.", "generator.", "harmonic_output.")
@@ -619,6 +632,7 @@ class OrganModel(nn.Module):
                 classifier_pooling=config.classifier_pooling,
                 classifier_width=config.classifier_width,
                 n_bins=config.n_bins,
+                classifier_context=config.classifier_context,
             )
 
     @classmethod

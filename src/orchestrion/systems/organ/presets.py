@@ -44,7 +44,8 @@ CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
 """Fields that shape only the instrument classifier: a model may be continued
 (``init_from``) under other values of these, with a freshly initialised classifier."""
 ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections",
-                       "note_age_s": "generator.age_input."}
+                       "note_age_s": "generator.age_input.",
+                       "classifier_context": "discriminator.classifier_context."}
 """Fields that, turned on, only add weights that start where they change nothing (name ->
 the weights' prefix): a model saved without them may be continued (``init_from``) with them."""
 TRAINING_FIELDS = (
@@ -180,6 +181,10 @@ class OrganConfig:
     classifier_width : float or None
         Width multiplier of the classifier's own convolutions (``"spectrogram"`` input);
         None: `discriminator_width`.
+    classifier_context : int
+        Residual blocks dilated along frequency (1, 2, 4, ... rows) after the classifier's
+        own convolutions, so it sees how partials far apart go together; they start as the
+        identity, so a model without them can be continued with them (``init_from``). 0: none.
 
     Losses
     ------
@@ -271,6 +276,7 @@ class OrganConfig:
     classifier_input: str = "spectrogram"
     classifier_pooling: str = "global"
     classifier_width: float | None = None
+    classifier_context: int = 0
     # losses
     gan_loss: str = "bce"
     adversarial_weight: float = 1.0
@@ -379,6 +385,11 @@ class OrganConfig:
         one_of("classifier_pooling", CLASSIFIER_POOLINGS)
         if self.classifier_width is not None:
             number("classifier_width", positive=True)
+        if isinstance(self.classifier_context, bool) or not isinstance(self.classifier_context, int) \
+                or not 0 <= self.classifier_context <= 8:
+            raise ConfigError(f"classifier_context must be an integer in [0, 8], got {self.classifier_context!r}")
+        if self.classifier_context and self.classifier_input != "spectrogram":
+            raise ConfigError("classifier_context applies to classifier_input 'spectrogram' only")
         if self.learned_partials and self.output_prior != "harmonic":
             raise ConfigError("learned_partials applies to output_prior 'harmonic' only, "
                               f"not {self.output_prior!r}")

@@ -96,21 +96,20 @@ class FrequencyContext(nn.Module):
     """Residual blocks, the i-th dilated 2**i rows along frequency, that start as the identity.
 
     Each block adds ``1x1(LeakyReLU(conv_(5 x 3), dilated (2**i, 1)(x)))`` to its input, the
-    inner convolution `bottleneck` channels wide (default a quarter of `channels`); the 1x1
-    convolution starts at zero, so the stack changes nothing until it is trained. With
-    `n_blocks` blocks a row sees ``1 + 4 * (2**n_blocks - 1)`` rows around it.
+    inner convolution a quarter of `channels` wide; the 1x1 convolution starts at zero, so
+    the stack changes nothing until it is trained. With `n_blocks` blocks a row sees
+    ``1 + 4 * (2**n_blocks - 1)`` rows around it.
 
     Shapes
     ------
     forward(x): (B, C, H, W) -> (B, C, H, W)
     """
 
-    def __init__(self, channels: int, n_blocks: int, negative_slope: float = 0.2,
-                 bottleneck: int | None = None) -> None:
+    def __init__(self, channels: int, n_blocks: int, negative_slope: float = 0.2) -> None:
         super().__init__()
         if n_blocks < 0:
             raise ConfigError(f"a frequency context needs 0 or more blocks, got {n_blocks!r}")
-        inner = max(1, channels // 4) if bottleneck is None else bottleneck
+        inner = max(1, channels // 4)
         self.blocks = nn.ModuleList()
         for i in range(n_blocks):
             dilation = 2**i

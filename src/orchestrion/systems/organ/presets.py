@@ -385,9 +385,9 @@ class OrganConfig:
         one_of("classifier_pooling", CLASSIFIER_POOLINGS)
         if self.classifier_width is not None:
             number("classifier_width", positive=True)
-        if isinstance(self.classifier_context, bool) or not isinstance(self.classifier_context, int) \
-                or not 0 <= self.classifier_context <= 8:
-            raise ConfigError(f"classifier_context must be an integer in [0, 8], got {self.classifier_context!r}")
+        whole("classifier_context", 0)
+        if self.classifier_context > 8:
+            raise ConfigError(f"classifier_context must be at most 8, got {self.classifier_context!r}")
         if self.classifier_context and self.classifier_input != "spectrogram":
             raise ConfigError("classifier_context applies to classifier_input 'spectrogram' only")
         if self.learned_partials and self.output_prior != "harmonic":

@@ -930,6 +930,8 @@ def test_cli_train_render_init_from_takes_the_models_own_config_under_the_overri
     after = json.loads((run / "model" / "config.json").read_text())["config"]
     assert before["base_width"] != get_preset("cpu").base_width  # not the cpu preset's sizes
     assert {k for k in after if after[k] != before.get(k)} == {"ema_decay"}
+    # the run says what it trains with: the model's own batch and rate, not the preset's
+    assert f"settings: batch {before['batch_size']}, learning rate {before['learning_rate']:g}" in result.output
     # naming a preset compares it with the model, as before
     other = runner.invoke(app, ["train", "render", "--data", str(tiny_dataset), "--out", str(tmp_path / "other"),
                                 "-q", "--max-steps", "1", "--preset", "cpu", "--init-from", str(checkpoint)])

@@ -68,6 +68,20 @@ def _err(text: str) -> None:
     typer.echo(text, err=True)
 
 
+def _print_training_settings(config: Any) -> None:
+    """One line as `train render` starts: the batch, rate and loss weights the run trains with
+    (a continued model's own config under ``--set``, which a glance should confirm)."""
+    weights = {
+        "adversarial": config.adversarial_weight, "MS-SSIM": config.msssim_weight, "L1": config.l1_weight,
+        "spectral convergence": config.spectral_convergence_weight, "log dB": config.log_db_weight,
+        "log magnitude": config.log_magnitude_weight,
+        "instrument": config.instrument_weight if config.uses_classifier else 0.0,
+    }
+    terms = ", ".join(f"{name} {value:g}" for name, value in weights.items() if value)
+    _err(f"settings: batch {config.batch_size}, learning rate {config.learning_rate:g} ({config.lr_schedule}), "
+         f"regime {config.regime}; loss weights: {terms}")
+
+
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """``["key=value", ...]`` -> dict; values are read as JSON when they parse (numbers,
     true/false, null, lists), else kept as text (``encoding=binary``)."""
@@ -328,6 +342,7 @@ def register(
                     init_from=init_from,
                     classifier_only=classifier_only,
                     keep_checkpoints=keep_checkpoints,
+                    on_start=_print_training_settings,
                 )
         finally:
             for logger, level in zip(loggers, levels, strict=True):

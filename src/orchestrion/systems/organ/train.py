@@ -6,6 +6,7 @@ import json
 import pickle
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -139,6 +140,7 @@ def train_render(
     init_from: str | Path | None = None,
     classifier_only: bool = False,
     keep_checkpoints: bool = False,
+    on_start: Callable[[OrganConfig], None] | None = None,
 ) -> TrainReport:
     """Train, checkpoint every `checkpoint_minutes` (and at the end), export safetensors.
 
@@ -150,7 +152,8 @@ def train_render(
     Without either, the preset is ``cpu``.
     `classifier_only` trains just the instrument classifier of the `init_from` model (the
     generator and patch discriminator are exported unchanged); `max_steps` then counts
-    classifier batches.
+    classifier batches. `on_start` is told the run's config once every check has passed, as
+    training starts.
     """
     if classifier_only and init_from is None and not resume:
         raise ConfigError("--classifier-only trains the classifier of an existing model: give --init-from MODEL")
@@ -208,6 +211,8 @@ def train_render(
         check_val_every_n_epoch=None, num_sanity_val_steps=0, enable_progress_bar=progress,
         log_every_n_steps=25, enable_model_summary=progress,
     )
+    if on_start is not None:
+        on_start(config)
     started = time.time()
     trainer.fit(module, train_loader, _valid_loader(valid_set, config.batch_size),
                 ckpt_path=str(last) if resume else None)

@@ -21,7 +21,6 @@ def test_shipped_model_is_small_and_documented(name):
     assert "orchestrion train" in card and "orchestrion evaluate" in card
 
 
-
 def test_shipped_render_card_is_short_and_its_history_is_beside_it():
     """The card keeps the current weights' figures; every earlier run lives in HISTORY.md."""
     folder = ASSETS_DIR / "render-cpu"
@@ -31,6 +30,7 @@ def test_shipped_render_card_is_short_and_its_history_is_beside_it():
     for column in ("MS-SSIM", "MR-STFT", "SWD", "AUC", "macro"):
         assert column in card
     assert "Previous shipped weights" in history and "orchestrion train render" in history
+
 
 def test_shipped_note_model_knows_eight_families_and_sounds_its_pitch():
     from orchestrion.systems.sing.evaluate import estimate_f0, pitch_error_cents

@@ -13,11 +13,14 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from orchestrion.errors import ConfigError
+
+if TYPE_CHECKING:
+    from orchestrion.systems.organ.presets import OrganConfig
 
 DEFAULT_MODEL = (
     "render-cpu"  # == orchestrion.systems.organ.infer.DEFAULT_MODEL (not imported: no torch here)
@@ -68,7 +71,7 @@ def _err(text: str) -> None:
     typer.echo(text, err=True)
 
 
-def _print_training_settings(config: Any) -> None:
+def _print_training_settings(config: OrganConfig) -> None:
     """One line as `train render` starts: the batch, rate and loss weights the run trains with
     (a continued model's own config under ``--set``, which a glance should confirm)."""
     weights = {

@@ -371,6 +371,9 @@ def test_micro_and_macro_accuracy_on_a_hand_made_example() -> None:
     assert result.micro_accuracy == pytest.approx(62 / 64)
     assert result.macro_accuracy == pytest.approx(2 / 4)
     assert result.n_samples == 4
+    # by the number of instruments present: the solos 1 of 2 right, the duo and the trio 1 and 0
+    assert result.macro_by_count == {1: (0.5, 2), 2: (1.0, 1), 3: (0.0, 1)}
+    assert result.format_macro_by_count() == "1: 0.500 (2)  2: 1.000 (1)  3: 0.000 (1)"
     assert set(result.per_class_auc) == {f"slot{k}" for k in (0, 1, 2, 4, 6, 9, 10)}
     assert result.per_class_auc["slot10"] == 0.5  # the horn's sample scores 0.1 like the negatives
 

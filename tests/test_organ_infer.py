@@ -563,6 +563,12 @@ def test_evaluate_render_on_a_tiny_dataset(tiny_model, tiny_dataset, tmp_path):
     text = report.format()
     assert "MS-SSIM" in text and "MR-STFT" in text and report.pieces[0].piece_id in text
     assert report.lobes_png is None and "lobes" not in text  # the tiny model has no learned lobes
+    # the generated chunks' classifier figures in full: the row's macro accuracy, split by the
+    # number of instruments in a chunk, every chunk counted once
+    generated = report.generated_classifier
+    assert generated is not None and generated.macro_accuracy == pytest.approx(row.macro_acc)
+    assert sum(n for _, n in generated.macro_by_count.values()) == report.n_chunks
+    assert f"generated  {generated.format_macro_by_count()}" in text
 
 
 def test_evaluate_render_draws_the_learned_lobes_of_a_model_that_has_them(tiny_model, tiny_dataset, tmp_path):

@@ -110,6 +110,9 @@ class RenderEvaluation:
         Classifier columns on the generated chunks (the seed's protocol).
     real_classifier : ClassifierScores or None
         The same classifier on the real chunks (None without a classifier).
+    generated_classifier : ClassifierScores or None
+        The classifier on the generated chunks in full (the Table 6.3 row's columns, and its
+        macro accuracy by the number of instruments in a chunk); None without a classifier.
     pieces : list of PieceScore
         Audio-protocol figures per piece.
     png : Path or None
@@ -137,6 +140,7 @@ class RenderEvaluation:
     per_track: bool = True
     lobes_png: Path | None = None
     budget_png: Path | None = None
+    generated_classifier: ClassifierScores | None = None
 
     def audio_mean(self) -> dict[str, float]:
         """Mean MS-SSIM, MR-STFT and LSD (dB) over the pieces."""
@@ -171,6 +175,10 @@ class RenderEvaluation:
                 f"classifier on the real chunks: AUC {scores.auc:.4f}  "
                 f"microACC {scores.micro_accuracy:.4f}  macroACC {scores.macro_accuracy:.4f}"
             )
+            lines.append("macroACC by the number of instruments in a chunk (chunks):")
+            if self.generated_classifier is not None:
+                lines.append(f"  generated  {self.generated_classifier.format_macro_by_count()}")
+            lines.append(f"  real       {scores.format_macro_by_count()}")
         else:
             lines.append("classifier: this model has none")
         width = max([len("piece"), len("mean")] + [len(p.piece_id) for p in self.pieces])
@@ -232,7 +240,8 @@ def _chunk_figures(
     max_chunks: int,
     seed: int,
     progress: bool,
-) -> tuple[int, Table63Row, ClassifierScores | None]:
+) -> tuple[int, Table63Row, ClassifierScores | None, ClassifierScores | None]:
+    """(chunks scored, the Table 6.3 row, the classifier on the real and on the generated chunks)."""
     config = model.config
     pieces = load_pieces(data_dir, config, split=split, limit=limit, progress=progress)
     chunks = OrganChunks(pieces, config, stride_s=config.chunk_s)
@@ -273,15 +282,16 @@ def _chunk_figures(
     if fake_probabilities:
         probabilities = torch.cat(fake_probabilities)
         real_scores = instrument_classifier_scores(torch.cat(real_probabilities), truth)
+        generated_scores = instrument_classifier_scores(probabilities, truth)
     else:  # no classifier: the columns become NaN below (placeholders keep table63_row happy)
-        probabilities, real_scores = torch.full_like(truth, 0.5), None
+        probabilities, real_scores, generated_scores = torch.full_like(truth, 0.5), None, None
     row = table63_row(
         torch.cat(real_images), torch.cat(fake_images), probabilities, truth, seed=seed
     )
     row = replace(row, l1=spectrogram_l1(torch.cat(real_logs), torch.cat(fake_logs)))
     if real_scores is None:
         row = replace(row, auc=math.nan, micro_acc=math.nan, macro_acc=math.nan)
-    return len(indices), row, real_scores
+    return len(indices), row, real_scores, generated_scores
 
 
 def save_comparison_png(path: str | Path, pair: ProtocolPair, title: str = "") -> Path:
@@ -389,7 +399,7 @@ def evaluate_render(
     if max_chunks < 1:
         raise ConfigError(f"max_chunks must be at least 1, got {max_chunks}")
     split, note, records = _held_out_records(data_dir, split, limit)
-    n_chunks, row, real_scores = _chunk_figures(
+    n_chunks, row, real_scores, generated_scores = _chunk_figures(
         model, data_dir, split, limit, max_chunks, seed, progress
     )
     dataset = URMPDataset(data_dir, split=split)
@@ -446,6 +456,7 @@ def evaluate_render(
         per_track,
         lobes_png,
         budget_png,
+        generated_scores,
     )
 
 

@@ -558,20 +558,28 @@ def test_time_pooled_classifier_learns_where_the_energy_lies() -> None:
         Discriminator(16, layers, 0.25, classifier_pooling="time")
 
 
-def test_a_classifier_continued_with_frequency_context_names_the_same_instruments_at_first() -> None:
+def _continued_with(added: dict, **tiny) -> tuple[OrganModel, tuple[str, ...], torch.Tensor]:
+    """A tiny model continued (``init_from``) with `added` turned on: the continued model,
+    the weights that started fresh, and spectrograms it was checked to classify exactly as
+    the model it continued."""
     torch.manual_seed(0)
-    tiny = {"base_width": 4, "discriminator_width": 0.125}
+    tiny = {"base_width": 4, "discriminator_width": 0.125, **tiny}
     before = OrganModel.from_config(get_preset("cpu", **tiny))
     start = Checkpoint(None, "render", before.config.to_dict(), before.state_dict(), "")
-    config = get_preset("cpu", classifier_context=2, **tiny)
+    config = get_preset("cpu", **added, **tiny)
     skip = _fresh_weights("start", start.config, config)
-    assert skip == ("discriminator.classifier_context.",)
     after = OrganModel.from_config(config)
     load_state_into(after, start, skip=skip)
     spectrogram = torch.rand(3, 1, config.n_bins, 24) * 4
     with torch.no_grad():
         first = before.eval().discriminator.classify(spectrogram)
         torch.testing.assert_close(after.eval().discriminator.classify(spectrogram), first, rtol=0, atol=0)
+    return after, skip, spectrogram
+
+
+def test_a_classifier_continued_with_frequency_context_names_the_same_instruments_at_first() -> None:
+    after, skip, _ = _continued_with({"classifier_context": 2})
+    assert skip == ("discriminator.classifier_context.",)
     # the context's weights count as the classifier's: a classifier-only run trains them
     assert any(name.startswith(CLASSIFIER_WEIGHTS) and ".classifier_context." in f".{name}"
                for name, _ in after.named_parameters())
@@ -579,6 +587,19 @@ def test_a_classifier_continued_with_frequency_context_names_the_same_instrument
         get_preset("cpu", classifier_input="joint", classifier_context=1)
     with pytest.raises(ConfigError, match="classifier_context"):
         get_preset("cpu", classifier_context=-1)
+
+
+def test_a_classifier_continued_with_max_pooling_answers_as_before_and_its_max_branch_trains() -> None:
+    after, skip, spectrogram = _continued_with({"classifier_max_pooling": True}, classifier_pooling="time")
+    assert skip == ("discriminator.classifier_max.",)
+    # the max branch gets a gradient, and a classifier-only run trains it
+    after.discriminator.classify(spectrogram).sum().backward()
+    weight = after.discriminator.classifier_max.weight
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
+    assert any(name.startswith(CLASSIFIER_WEIGHTS) and ".classifier_max." in f".{name}"
+               for name, _ in after.named_parameters())
+    with pytest.raises(ConfigError, match="classifier_max_pooling"):
+        get_preset("cpu", classifier_max_pooling="yes")
 
 
 def test_log_db_term_weighs_quiet_bins_by_their_log_error() -> None:

@@ -51,7 +51,9 @@ own stack of the variant's stride-2 layers that sees only the spectrogram
 answer). The pooling is global (``classifier_pooling="global"``, the seed's) or over time
 only (``"time"``): the linear layer then reads every channel at every frequency row, so
 it sees where in the spectrum the energy lies (an instrument's register and formants),
-which a global mean of 4-16 channels cannot tell apart.
+which a global mean of 4-16 channels cannot tell apart. With ``classifier_max_pooling`` the
+features' maximum over the same axes is read too, by a second linear layer that starts at
+zero (so a classifier continued with it answers as before until it learns).
 
 The seed first squeezed its 1025-bin spectrogram to 1024 rows with a 2 x 2 'valid'
 convolution so it could be stacked with the zero-padded roll (which makes its true
@@ -449,6 +451,9 @@ class Discriminator(nn.Module):
     classifier_context : int
         Residual blocks dilated along frequency after the classifier's own convolutions
         (:class:`FrequencyContext`; they start as the identity). Default 0.
+    classifier_max_pooling : bool
+        Add the features' maximum, pooled like the mean, through a zero-initialised linear
+        layer of its own. Default False.
 
     Shapes
     ------
@@ -469,6 +474,7 @@ class Discriminator(nn.Module):
         classifier_width: float | None = None,
         n_bins: int | None = None,
         classifier_context: int = 0,
+        classifier_max_pooling: bool = False,
     ) -> None:
         super().__init__()
         for name, value, choices in (("classifier_input", classifier_input, CLASSIFIER_INPUTS),
@@ -493,6 +499,7 @@ class Discriminator(nn.Module):
         self.classifier_features: nn.Sequential | None = None
         self.classifier_context: FrequencyContext | None = None
         self.classifier: nn.Linear | None = None
+        self.classifier_max: nn.Linear | None = None
         if classifier_context and not (classifier and classifier_input == "spectrogram"):
             raise ConfigError("classifier_context applies to a classifier on the spectrogram only")
         if classifier:
@@ -511,6 +518,9 @@ class Discriminator(nn.Module):
                     rows = -(-rows // stride)  # SAME convolutions: ceil(rows / stride)
                 features *= rows
             self.classifier = nn.Linear(features, n_classes)
+            if classifier_max_pooling:
+                self.classifier_max = nn.Linear(features, n_classes, bias=False)
+                nn.init.zeros_(self.classifier_max.weight)
 
     def forward(self, spectrogram: Tensor, condition: Tensor) -> DiscriminatorOutput:
         """Judge spectrograms (B, 1, F, T) given their encoded rolls (B, C, F, T)."""
@@ -552,13 +562,15 @@ class Discriminator(nn.Module):
             raise ConfigError("a classifier on the joint input needs the patch trunk's features")
         else:
             features = trunk_features
-        pooled = features.mean(dim=-1).flatten(1) if self.classifier_pooling == "time" \
-            else features.mean(dim=(-2, -1))
-        return self.classifier(pooled)
+        axes = (-1,) if self.classifier_pooling == "time" else (-2, -1)
+        logits = self.classifier(features.mean(dim=axes).flatten(1))
+        if self.classifier_max is not None:
+            logits = logits + self.classifier_max(features.amax(dim=axes).flatten(1))
+        return logits
 
 
 CLASSIFIER_WEIGHTS = ("discriminator.classifier_features.", "discriminator.classifier_context.",
-                      "discriminator.classifier.")
+                      "discriminator.classifier.", "discriminator.classifier_max.")
 """Names of the instrument classifier's weights in an `OrganModel` state dict."""
 
 GENERATOR_STATE = ("encoding.", "generator.", "harmonic_output.")
@@ -633,6 +645,7 @@ class OrganModel(nn.Module):
                 classifier_width=config.classifier_width,
                 n_bins=config.n_bins,
                 classifier_context=config.classifier_context,
+                classifier_max_pooling=config.classifier_max_pooling,
             )
 
     @classmethod

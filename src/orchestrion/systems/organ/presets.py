@@ -45,7 +45,8 @@ CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
 (``init_from``) under other values of these, with a freshly initialised classifier."""
 ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections",
                        "note_age_s": "generator.age_input.",
-                       "classifier_context": "discriminator.classifier_context."}
+                       "classifier_context": "discriminator.classifier_context.",
+                       "classifier_max_pooling": "discriminator.classifier_max."}
 """Fields that, turned on, only add weights that start where they change nothing (name ->
 the weights' prefix): a model saved without them may be continued (``init_from``) with them."""
 TRAINING_FIELDS = (
@@ -185,6 +186,11 @@ class OrganConfig:
         Residual blocks dilated along frequency (1, 2, 4, ... rows) after the classifier's
         own convolutions, so it sees how partials far apart go together; they start as the
         identity, so a model without them can be continued with them (``init_from``). 0: none.
+    classifier_max_pooling : bool
+        Also pool the classifier's features by their maximum (over the same axes as the
+        mean), read by a second linear layer that starts at zero: a model without it can be
+        continued with it and at first names the same instruments. A part that sounds in few
+        frames of a chunk barely moves the mean but sets the maximum.
 
     Losses
     ------
@@ -277,6 +283,7 @@ class OrganConfig:
     classifier_pooling: str = "global"
     classifier_width: float | None = None
     classifier_context: int = 0
+    classifier_max_pooling: bool = False
     # losses
     gan_loss: str = "bce"
     adversarial_weight: float = 1.0
@@ -390,6 +397,8 @@ class OrganConfig:
             raise ConfigError(f"classifier_context must be at most 8, got {self.classifier_context!r}")
         if self.classifier_context and self.classifier_input != "spectrogram":
             raise ConfigError("classifier_context applies to classifier_input 'spectrogram' only")
+        if not isinstance(self.classifier_max_pooling, bool):
+            raise ConfigError(f"classifier_max_pooling must be true or false, got {self.classifier_max_pooling!r}")
         if self.learned_partials and self.output_prior != "harmonic":
             raise ConfigError("learned_partials applies to output_prior 'harmonic' only, "
                               f"not {self.output_prior!r}")

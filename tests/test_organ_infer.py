@@ -863,6 +863,9 @@ def test_cli_train_render_classifier_only_changes_the_classifier_alone(tiny_data
     result = _train_tiny(tiny_dataset, run, "--max-steps", "3", "--set", "learning_rate=1e-2",
                          "--init-from", str(checkpoint), "--classifier-only")
     assert result.exit_code == 0, result.output
+    # its settings line names what it trains, not the GAN's loss weights
+    assert "; the instrument classifier alone, on real chunks" in result.output
+    assert "loss weights" not in result.output
     before = load_file(checkpoint / "model.safetensors")
     after = load_file(run / "model" / "model.safetensors")
     mine = [k for k in before if k.startswith(CLASSIFIER_WEIGHTS)]

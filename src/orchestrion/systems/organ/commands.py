@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -71,7 +72,7 @@ def _err(text: str) -> None:
     typer.echo(text, err=True)
 
 
-def _print_training_settings(config: OrganConfig) -> None:
+def _print_training_settings(config: OrganConfig, classifier_only: bool = False) -> None:
     """One line as `train render` starts: the batch, rate and loss weights the run trains with
     (a continued model's own config under ``--set``, which a glance should confirm)."""
     weights = {
@@ -81,8 +82,9 @@ def _print_training_settings(config: OrganConfig) -> None:
         "instrument": config.instrument_weight if config.uses_classifier else 0.0,
     }
     terms = ", ".join(f"{name} {value:g}" for name, value in weights.items() if value)
+    loss = "the instrument classifier alone, on real chunks" if classifier_only else f"loss weights: {terms}"
     _err(f"settings: batch {config.batch_size}, learning rate {config.learning_rate:g} ({config.lr_schedule}), "
-         f"regime {config.regime}; loss weights: {terms}")
+         f"regime {config.regime}; {loss}")
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -345,7 +347,7 @@ def register(
                     init_from=init_from,
                     classifier_only=classifier_only,
                     keep_checkpoints=keep_checkpoints,
-                    on_start=_print_training_settings,
+                    on_start=partial(_print_training_settings, classifier_only=classifier_only),
                 )
         finally:
             for logger, level in zip(loggers, levels, strict=True):

@@ -75,16 +75,20 @@ def _err(text: str) -> None:
 def _print_training_settings(config: OrganConfig, classifier_only: bool = False) -> None:
     """One line as `train render` starts: the batch, rate and loss weights the run trains with
     (a continued model's own config under ``--set``, which a glance should confirm)."""
+    _err(f"settings: batch {config.batch_size}, learning rate {config.learning_rate:g} ({config.lr_schedule}), "
+         f"regime {config.regime}; "
+         + ("the instrument classifier alone, on real chunks" if classifier_only else _loss_weights(config)))
+
+
+def _loss_weights(config: OrganConfig) -> str:
+    """``loss weights: adversarial 1, MS-SSIM 100, ...``: the GAN's non-zero loss terms."""
     weights = {
         "adversarial": config.adversarial_weight, "MS-SSIM": config.msssim_weight, "L1": config.l1_weight,
         "spectral convergence": config.spectral_convergence_weight, "log dB": config.log_db_weight,
         "log magnitude": config.log_magnitude_weight,
         "instrument": config.instrument_weight if config.uses_classifier else 0.0,
     }
-    terms = ", ".join(f"{name} {value:g}" for name, value in weights.items() if value)
-    loss = "the instrument classifier alone, on real chunks" if classifier_only else f"loss weights: {terms}"
-    _err(f"settings: batch {config.batch_size}, learning rate {config.learning_rate:g} ({config.lr_schedule}), "
-         f"regime {config.regime}; {loss}")
+    return "loss weights: " + ", ".join(f"{name} {value:g}" for name, value in weights.items() if value)
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

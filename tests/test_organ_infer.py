@@ -861,10 +861,13 @@ def test_cli_train_render_classifier_only_changes_the_classifier_alone(tiny_data
 
     run = tmp_path / "run"
     result = _train_tiny(tiny_dataset, run, "--max-steps", "3", "--set", "learning_rate=1e-2",
-                         "--init-from", str(checkpoint), "--classifier-only")
+                         "--init-from", str(checkpoint), "--classifier-only",
+                         "--set", "classifier_part_sampling=balanced", "--set", "classifier_remix=0.5",
+                         "--set", "classifier_part_gain_db=3")
     assert result.exit_code == 0, result.output
-    # its settings line names what it trains, not the GAN's loss weights
-    assert "; the instrument classifier alone, on real chunks" in result.output
+    # its settings line names what it trains and how it draws chunks, not the GAN's loss weights
+    assert ("; the instrument classifier alone, on real chunks (balanced part counts, 50% of multi-part "
+            "chunks remixed across pieces, each part at +-3 dB)") in " ".join(result.output.split())
     assert "loss weights" not in result.output
     before = load_file(checkpoint / "model.safetensors")
     after = load_file(run / "model" / "model.safetensors")

@@ -77,7 +77,17 @@ def _print_training_settings(config: OrganConfig, classifier_only: bool = False)
     (a continued model's own config under ``--set``, which a glance should confirm)."""
     _err(f"settings: batch {config.batch_size}, learning rate {config.learning_rate:g} ({config.lr_schedule}), "
          f"regime {config.regime}; "
-         + ("the instrument classifier alone, on real chunks" if classifier_only else _loss_weights(config)))
+         + (_classifier_draws(config) if classifier_only else _loss_weights(config)))
+
+
+def _classifier_draws(config: OrganConfig) -> str:
+    """``the instrument classifier alone, on real chunks (...)``: how a classifier-only run draws them."""
+    how = [f"{config.classifier_part_sampling} part counts"]
+    if config.classifier_remix:
+        how.append(f"{config.classifier_remix:.0%} of multi-part chunks remixed across pieces")
+    if config.classifier_part_gain_db:
+        how.append(f"each part at +-{config.classifier_part_gain_db:g} dB")
+    return f"the instrument classifier alone, on real chunks ({', '.join(how)})"
 
 
 def _loss_weights(config: OrganConfig) -> str:

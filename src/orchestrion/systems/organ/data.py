@@ -159,11 +159,9 @@ class OrganChunks(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         p, subset, start = self.index[i]
         piece, config = self.pieces[p], self.config
-        frames, hop = config.chunk_frames, config.hop_length
-        n_samples = (frames - 1) * hop
+        frames = config.chunk_frames
         parts = list(subset)
-        audio = piece.stems[parts, start * hop:start * hop + n_samples].sum(axis=0)
-        audio = np.pad(audio, (0, n_samples - len(audio)))
+        audio = sum(self.part_audio(p, k, start) for k in parts)
         roll = np.zeros((config.n_slots, 128, frames), dtype=np.float32)
         onsets = np.zeros_like(roll)
         labels = np.zeros(config.n_slots, dtype=np.float32)
@@ -188,6 +186,15 @@ class OrganChunks(Dataset):
         if ages is not None:
             item["ages"] = torch.from_numpy(ages)
         return item
+
+    def part_audio(self, p: int, k: int, start: int, gain_db: float = 0.0) -> np.ndarray:
+        """Part `k` of piece `p` over the chunk that starts at frame `start` (zero-padded at
+        the piece's end), scaled by `gain_db`."""
+        hop = self.config.hop_length
+        n_samples = (self.config.chunk_frames - 1) * hop
+        audio = self.pieces[p].stems[k, start * hop:start * hop + n_samples]
+        audio = np.pad(audio, (0, n_samples - len(audio)))
+        return audio * np.float32(10 ** (gain_db / 20)) if gain_db else audio
 
     def single_instrument_indices(self) -> list[int]:
         """Items that mix one part only (the `single` regime and `transfer`'s first stage)."""

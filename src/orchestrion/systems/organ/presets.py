@@ -40,6 +40,7 @@ GAN_LOSSES = ("bce", "lsgan")
 REGIMES = ("single", "transfer", "multi")
 CLASSIFIER_INPUTS = ("spectrogram", "joint")
 CLASSIFIER_POOLINGS = ("global", "time")
+CLASSIFIER_PART_SAMPLINGS = ("natural", "balanced")
 CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
 """Fields that shape only the instrument classifier: a model may be continued
 (``init_from``) under other values of these, with a freshly initialised classifier."""
@@ -56,6 +57,7 @@ TRAINING_FIELDS = (
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
     "regime", "transfer_switch_fraction", "dropout", "lr_schedule", "lr_final_fraction",
     "ema_decay", "partials_lr_factor", "age_lr_factor",
+    "classifier_part_sampling", "classifier_remix", "classifier_part_gain_db",
 )
 """Fields of the losses, the optimiser, the chunks drawn and the generator's dropout rate, not
 of the weights: a model may be continued (``init_from``) under other values of these, with all
@@ -241,6 +243,17 @@ class OrganConfig:
         keeps an exponential moving average of the generator's weights with this decay
         (e.g. 0.999, an average over about the last 1,000 steps); validation and the
         exported model use the average.
+
+    Classifier-only training (``--classifier-only``; see
+    :mod:`~orchestrion.systems.organ.classifier_data`)
+    ----------------------------------------------------------------------------------
+    classifier_part_sampling : {"natural", "balanced"}
+        ``natural``: chunks as they come (most have one or two parts); ``balanced``: chunks
+        of 1, 2, 3 and 4-or-more parts equally often.
+    classifier_remix : float
+        Fraction, in [0, 1], of multi-part chunks made of parts from different pieces.
+    classifier_part_gain_db : float
+        Each part's level is set at random within +-this many dB (0: as rendered).
     """
 
     # spectrogram
@@ -304,6 +317,10 @@ class OrganConfig:
     ema_decay: float = 0.0
     partials_lr_factor: float = 20.0
     age_lr_factor: float = 1.0
+    # classifier-only training
+    classifier_part_sampling: str = "natural"
+    classifier_remix: float = 0.0
+    classifier_part_gain_db: float = 0.0
 
     def __post_init__(self) -> None:
         if self.discriminator_layers is not None:
@@ -397,6 +414,11 @@ class OrganConfig:
             raise ConfigError(f"classifier_context must be at most 8, got {self.classifier_context!r}")
         if self.classifier_context and self.classifier_input != "spectrogram":
             raise ConfigError("classifier_context applies to classifier_input 'spectrogram' only")
+        one_of("classifier_part_sampling", CLASSIFIER_PART_SAMPLINGS)
+        number("classifier_part_gain_db", positive=False)
+        number("classifier_remix", positive=False)
+        if self.classifier_remix > 1:
+            raise ConfigError(f"classifier_remix must be in [0, 1], got {self.classifier_remix!r}")
         if not isinstance(self.classifier_max_pooling, bool):
             raise ConfigError(f"classifier_max_pooling must be true or false, got {self.classifier_max_pooling!r}")
         if self.learned_partials and self.output_prior != "harmonic":

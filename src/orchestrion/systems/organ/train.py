@@ -15,7 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import RichProgressBar
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from orchestrion.checkpoints import (
     Checkpoint,
@@ -26,6 +26,7 @@ from orchestrion.checkpoints import (
 )
 from orchestrion.errors import ConfigError
 from orchestrion.symbolic.instruments import InstrumentVocabulary
+from orchestrion.systems.organ.classifier_data import ClassifierDraws, ClassifierMixes
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
@@ -195,9 +196,14 @@ def train_render(
         started_from = (f"{started_from}, then {resumed}: the checkpoint's weights, optimiser state "
                         "and moving average, not that model's") if started_from else resumed
     epoch_size = max(config.batch_size, min(len(train_set), 1000 * config.batch_size))
-    sampler = RegimeSampler(train_set, single_only=config.regime != "multi", epoch_size=epoch_size, seed=seed)
-    module.sampler = sampler
-    train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
+    if classifier_only:
+        sampler: Sampler = ClassifierDraws(train_set, epoch_size=epoch_size, seed=seed)
+        drawn_from: Dataset = ClassifierMixes(train_set)
+    else:
+        sampler = module.sampler = RegimeSampler(train_set, single_only=config.regime != "multi",
+                                                 epoch_size=epoch_size, seed=seed)
+        drawn_from = train_set
+    train_loader = DataLoader(drawn_from, batch_size=config.batch_size, sampler=sampler,
                               num_workers=num_workers, drop_last=True, persistent_workers=num_workers > 0)
     callbacks: list = [TimedCheckpoint(last, checkpoint_minutes, keep=keep_checkpoints)]
     if progress:

@@ -1,0 +1,102 @@
+"""What the instrument classifier sees when it is trained alone (``--classifier-only``).
+
+A draw is a tuple of parts ``(piece, part, start frame, gain dB)`` whose sum is one
+training chunk. Three settings of the config shape the draws:
+
+- ``classifier_part_sampling="balanced"`` draws chunks of 1, 2, 3 and 4-or-more parts
+  equally often. A quartet has 4 one-part subsets but a single four-part one, so the
+  natural draw shows the classifier few of the dense mixes it fails on.
+- ``classifier_remix`` is the fraction of multi-part draws whose parts come from different
+  pieces (each a one-part chunk, as many as the drawn chunk had). A piece's instruments
+  are fixed, so without it the classifier may name a piece's ensemble from its music.
+- ``classifier_part_gain_db`` sets each part's level at random within +-this many dB, so
+  a part is named whether it leads or accompanies.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from orchestrion.systems.organ.data import OrganChunks
+
+BALANCE_TOP = 4
+"""Balanced draws pool chunks of this many parts or more into one group."""
+REMIX_TRIES = 20
+"""Attempts to find a one-part chunk of a piece not yet in a remix before taking any."""
+
+Part = tuple[int, int, int, float]
+"""One part of a draw: (piece index, part index, start frame, gain in dB)."""
+
+
+class ClassifierDraws(Sampler[tuple[Part, ...]]):
+    """Yields `epoch_size` draws (tuples of :data:`Part`) from `chunks`, deterministic in `seed`."""
+
+    def __init__(self, chunks: OrganChunks, epoch_size: int, seed: int) -> None:
+        config = chunks.config
+        self.chunks = chunks
+        self.epoch_size = epoch_size
+        self.balanced = config.classifier_part_sampling == "balanced"
+        self.remix = config.classifier_remix
+        self.gain_db = config.classifier_part_gain_db
+        self.rng = random.Random(seed)
+        self.groups: dict[int, list[int]] = {}
+        for i, (_, subset, _) in enumerate(chunks.index):
+            self.groups.setdefault(min(len(subset), BALANCE_TOP), []).append(i)
+        self.sizes = sorted(self.groups)
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def __iter__(self) -> Iterator[tuple[Part, ...]]:
+        for _ in range(self.epoch_size):
+            yield self.draw()
+
+    def draw(self) -> tuple[Part, ...]:
+        rng, index = self.rng, self.chunks.index
+        if self.balanced:
+            group = self.groups[self.sizes[rng.randrange(len(self.sizes))]]
+            p, subset, start = index[group[rng.randrange(len(group))]]
+        else:
+            p, subset, start = index[rng.randrange(len(index))]
+        if len(subset) > 1 and 1 in self.groups and rng.random() < self.remix:
+            parts = self._remixed(len(subset))
+        else:
+            parts = [(p, k, start) for k in subset]
+        return tuple((p, k, s, rng.uniform(-self.gain_db, self.gain_db) if self.gain_db else 0.0)
+                     for p, k, s in parts)
+
+    def _remixed(self, size: int) -> list[tuple[int, int, int]]:
+        """`size` one-part chunks, each of another piece while there are pieces enough."""
+        singles, index, rng = self.groups[1], self.chunks.index, self.rng
+        parts: list[tuple[int, int, int]] = []
+        for _ in range(size):
+            for _ in range(REMIX_TRIES):
+                p, subset, start = index[singles[rng.randrange(len(singles))]]
+                if all(p != q for q, _, _ in parts):
+                    break
+            parts.append((p, subset[0], start))
+        return parts
+
+
+class ClassifierMixes(Dataset):
+    """The chunk of a draw: ``audio`` (the parts' sum) and ``instruments`` (their slots, multi-hot)."""
+
+    def __init__(self, chunks: OrganChunks) -> None:
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, draw: tuple[Part, ...]) -> dict[str, torch.Tensor]:
+        chunks = self.chunks
+        audio = sum(chunks.part_audio(p, k, start, gain) for p, k, start, gain in draw)
+        labels = np.zeros(chunks.config.n_slots, dtype=np.float32)
+        for p, k, _, _ in draw:
+            labels[chunks.pieces[p].slots[k]] = 1.0
+        return {"audio": torch.from_numpy(np.asarray(audio, dtype=np.float32)),
+                "instruments": torch.from_numpy(labels)}

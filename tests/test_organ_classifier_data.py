@@ -12,7 +12,7 @@ from orchestrion.systems.organ.classifier_data import ClassifierDraws, Classifie
 from orchestrion.systems.organ.data import OrganChunks, PieceTensors
 from orchestrion.systems.organ.presets import get_preset
 
-SMALL = dict(base_width=4, discriminator_width=0.125, chunk_s=1.0, chunk_stride_s=0.5)
+SMALL = {"base_width": 4, "discriminator_width": 0.125, "chunk_s": 1.0, "chunk_stride_s": 0.5}
 
 
 def _quartet(piece: int, frames: int, hop: int, slots: tuple[int, ...]) -> PieceTensors:

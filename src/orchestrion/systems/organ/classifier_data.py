@@ -98,5 +98,5 @@ class ClassifierMixes(Dataset):
         labels = np.zeros(chunks.config.n_slots, dtype=np.float32)
         for p, k, _, _ in draw:
             labels[chunks.pieces[p].slots[k]] = 1.0
-        return {"audio": torch.from_numpy(np.asarray(audio, dtype=np.float32)),
+        return {"audio": torch.from_numpy(audio),  # float32: the stems' type
                 "instruments": torch.from_numpy(labels)}

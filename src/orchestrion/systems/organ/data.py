@@ -189,11 +189,12 @@ class OrganChunks(Dataset):
 
     def part_audio(self, p: int, k: int, start: int, gain_db: float = 0.0) -> np.ndarray:
         """Part `k` of piece `p` over the chunk that starts at frame `start` (zero-padded at
-        the piece's end), scaled by `gain_db`."""
+        the piece's end), scaled by `gain_db`; a view of the stem when neither applies (read only)."""
         hop = self.config.hop_length
         n_samples = (self.config.chunk_frames - 1) * hop
         audio = self.pieces[p].stems[k, start * hop:start * hop + n_samples]
-        audio = np.pad(audio, (0, n_samples - len(audio)))
+        if len(audio) < n_samples:  # only at a piece's end: elsewhere the slice is used as it is
+            audio = np.pad(audio, (0, n_samples - len(audio)))
         return audio * np.float32(10 ** (gain_db / 20)) if gain_db else audio
 
     def single_instrument_indices(self) -> list[int]:

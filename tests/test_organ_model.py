@@ -37,7 +37,7 @@ from orchestrion.systems.organ import (
 )
 from orchestrion.systems.organ.encoding import rising_edges, slots_playing
 from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, sounding_slots
-from orchestrion.systems.organ.train import _fresh_weights
+from orchestrion.systems.organ.train import _fresh_weights, load_start
 
 A4 = 69
 
@@ -600,6 +600,48 @@ def test_a_classifier_continued_with_max_pooling_answers_as_before_and_its_max_b
                for name, _ in after.named_parameters())
     with pytest.raises(ConfigError, match="classifier_max_pooling"):
         get_preset("cpu", classifier_max_pooling="yes")
+
+
+def _tiny_classifier_model(width: float) -> OrganModel:
+    return OrganModel.from_config(get_preset("cpu", base_width=4, discriminator_width=0.125, classifier_context=2,
+                                             classifier_pooling="time", classifier_width=width))
+
+
+def test_a_classifier_grown_wider_names_the_same_instruments_and_its_new_channels_learn() -> None:
+    torch.manual_seed(0)
+    before = _tiny_classifier_model(0.25)
+    with torch.no_grad():  # trained-looking weights: the zero-started ones and the BN statistics too
+        for name, tensor in before.state_dict().items():
+            if name.startswith(CLASSIFIER_WEIGHTS) and tensor.is_floating_point():
+                tensor.add_(0.1 * torch.randn_like(tensor))
+                if "running_var" in name:
+                    tensor.abs_()
+    start = Checkpoint(None, "render", before.config.to_dict(), before.state_dict(), "")
+    after = _tiny_classifier_model(0.5)
+    with pytest.warns(UserWarning, match="grows from width 0.25 to 0.5"):
+        load_start(after, "start", start, after.config)
+    narrow = before.discriminator.classifier_features[0].weight.shape[0]
+    assert after.discriminator.classifier_features[0].weight.shape[0] == 2 * narrow
+    spectrogram = torch.rand(3, 1, after.config.n_bins, 24) * 4
+    with torch.no_grad():
+        expected = before.eval().discriminator.classify(spectrogram)
+        torch.testing.assert_close(after.eval().discriminator.classify(spectrogram), expected, rtol=0, atol=1e-5)
+    # the columns that read the new channels start at zero but get a gradient
+    linear = after.discriminator.classifier
+    rows = after.discriminator.classifier_rows
+    old_columns = before.discriminator.classifier.weight.shape[1]
+    assert rows > 1 and linear.weight.shape[1] == 2 * old_columns
+    assert linear.weight[:, old_columns:].abs().sum() == 0
+    after.train().discriminator.classify(spectrogram).sum().backward()
+    assert linear.weight.grad[:, old_columns:].abs().sum() > 0
+    # a narrower classifier than the model's own cannot be grown into: it starts fresh
+    with pytest.warns(UserWarning, match="starts fresh"):
+        skip = _fresh_weights("start", after.config.to_dict(), before.config)
+    assert set(CLASSIFIER_WEIGHTS) <= set(skip)
+    # the same width, once implied by the discriminator's and once set, keeps the classifier
+    implied = get_preset("cpu", base_width=4, discriminator_width=0.125, classifier_width=None)
+    assert implied.classifier_width is None
+    assert _fresh_weights("start", implied.to_dict(), implied.replace(classifier_width=0.125)) == ()
 
 
 def test_log_db_term_weighs_quiet_bins_by_their_log_error() -> None:

@@ -500,6 +500,7 @@ class Discriminator(nn.Module):
         self.classifier_context: FrequencyContext | None = None
         self.classifier: nn.Linear | None = None
         self.classifier_max: nn.Linear | None = None
+        self.classifier_rows = 1  # frequency rows the linear layer reads per channel (time pooling)
         if classifier_context and not (classifier and classifier_input == "spectrogram"):
             raise ConfigError("classifier_context applies to a classifier on the spectrogram only")
         if classifier:
@@ -516,6 +517,7 @@ class Discriminator(nn.Module):
                 rows = int(n_bins)  # type: ignore[arg-type]
                 for _, _, stride in downsampling:
                     rows = -(-rows // stride)  # SAME convolutions: ceil(rows / stride)
+                self.classifier_rows = rows
                 features *= rows
             self.classifier = nn.Linear(features, n_classes)
             if classifier_max_pooling:

@@ -7,7 +7,7 @@ import pickle
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,8 @@ from orchestrion.errors import ConfigError
 from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.systems.organ.classifier_data import ClassifierDraws, ClassifierMixes
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
+from orchestrion.systems.organ.grow import grow_classifier
+from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, OrganModel
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
 from orchestrion.systems.organ.presets import (
     ADDED_WEIGHT_FIELDS,
@@ -65,7 +66,8 @@ def _config_of(init_from: str | Path, values: dict[str, Any]) -> OrganConfig:
 def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganConfig) -> tuple[str, ...]:
     """Prefixes of the weights that start fresh instead of from an init-from model.
 
-    Its classifier starts fresh if it has another shape than `config`'s, and weights that
+    Its classifier starts fresh if it has another shape than `config`'s (unless only its
+    width grows: :func:`load_start` then grows it), and weights that
     `config` adds (`ADDED_WEIGHT_FIELDS` turned on) start at their neutral values. The
     losses and optimiser (`TRAINING_FIELDS`) may differ too; raises ConfigError naming the
     fields if it differs in anything else.
@@ -79,10 +81,33 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
     fresh = tuple(ADDED_WEIGHT_FIELDS[k] for k in added)
     if any(k in CLASSIFIER_FIELDS for k in differ):
-        warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
-                      "the classifier starts fresh", stacklevel=3)
-        fresh += CLASSIFIER_WEIGHTS
+        widths = [_classifier_width(values) for values in (before, wanted)]
+        only_width = [k for k in differ if k in CLASSIFIER_FIELDS] == ["classifier_width"]
+        if only_width and widths[1] == widths[0]:  # the same width, once implicit and once set
+            pass
+        elif only_width and widths[1] > widths[0]:
+            warnings.warn(f"--init-from {init_from}: its instrument classifier grows from width "
+                          f"{widths[0]:g} to {widths[1]:g} (it names instruments as before at first)",
+                          stacklevel=3)
+        else:
+            warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
+                          "the classifier starts fresh", stacklevel=3)
+            fresh += CLASSIFIER_WEIGHTS
     return fresh
+
+
+def _classifier_width(values: dict[str, Any]) -> float:
+    """The classifier's width multiplier in a config dict (the discriminator's when unset)."""
+    width = values.get("classifier_width")
+    return float(values["discriminator_width"] if width is None else width)
+
+
+def load_start(model: OrganModel, init_from: str | Path, start: Checkpoint, config: OrganConfig) -> None:
+    """Load an init-from model's weights into `model` (built from `config`): weights that
+    start fresh are left as they are (`_fresh_weights`), a narrower classifier is grown."""
+    skip = _fresh_weights(init_from, start.config, config)
+    grown = grow_classifier(start.state_dict, model)  # what starts fresh is skipped anyway
+    load_state_into(model, replace(start, state_dict=grown), skip=skip)
 
 
 def _valid_loader(dataset: OrganChunks, batch_size: int) -> DataLoader:
@@ -183,7 +208,7 @@ def train_render(
     module = OrganModule(config, total_steps=max_steps, label_counts=train_set.label_counts().tolist(),
                          n_chunks=len(train_set), classifier_only=classifier_only)
     if start is not None:
-        load_state_into(module.model, start, skip=_fresh_weights(init_from, start.config, config))
+        load_start(module.model, init_from, start, config)
         if module.generator_average is not None:
             module.generator_average.reset(module.model)
         history = start.history()

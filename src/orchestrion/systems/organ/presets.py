@@ -515,6 +515,11 @@ class OrganConfig:
         return self.adversarial_weight > 0 or self.uses_classifier
 
     @property
+    def classifier_scale(self) -> float:
+        """The width multiplier of the classifier's own convolutions (the discriminator's when unset)."""
+        return self.discriminator_width if self.classifier_width is None else self.classifier_width
+
+    @property
     def uses_classifier(self) -> bool:
         """The classifier is built if any training stage uses it."""
         if self.instrument_weight == 0:

@@ -72,7 +72,8 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     losses and optimiser (`TRAINING_FIELDS`) may differ too; raises ConfigError naming the
     fields if it differs in anything else.
     """
-    before = json.loads(json.dumps(_config_of(init_from, start).to_dict()))
+    previous = _config_of(init_from, start)
+    before = json.loads(json.dumps(previous.to_dict()))
     wanted = json.loads(json.dumps(config.to_dict()))
     differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
     added = [k for k in differ if k in ADDED_WEIGHT_FIELDS and wanted.get(k) and not before.get(k)]
@@ -81,25 +82,17 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
     fresh = tuple(ADDED_WEIGHT_FIELDS[k] for k in added)
     if any(k in CLASSIFIER_FIELDS for k in differ):
-        widths = [_classifier_width(values) for values in (before, wanted)]
+        widths = (previous.classifier_scale, config.classifier_scale)
         only_width = [k for k in differ if k in CLASSIFIER_FIELDS] == ["classifier_width"]
-        if only_width and widths[1] == widths[0]:  # the same width, once implicit and once set
-            pass
-        elif only_width and widths[1] > widths[0]:
-            warnings.warn(f"--init-from {init_from}: its instrument classifier grows from width "
-                          f"{widths[0]:g} to {widths[1]:g} (it names instruments as before at first)",
-                          stacklevel=3)
-        else:
+        if not (only_width and widths[1] >= widths[0]):
             warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
                           "the classifier starts fresh", stacklevel=3)
             fresh += CLASSIFIER_WEIGHTS
+        elif widths[1] > widths[0]:  # equal: the same width, once implicit and once set
+            warnings.warn(f"--init-from {init_from}: its instrument classifier grows from width "
+                          f"{widths[0]:g} to {widths[1]:g} (it names instruments as before at first)",
+                          stacklevel=3)
     return fresh
-
-
-def _classifier_width(values: dict[str, Any]) -> float:
-    """The classifier's width multiplier in a config dict (the discriminator's when unset)."""
-    width = values.get("classifier_width")
-    return float(values["discriminator_width"] if width is None else width)
 
 
 def load_start(model: OrganModel, init_from: str | Path, start: Checkpoint, config: OrganConfig) -> None:

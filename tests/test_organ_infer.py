@@ -856,6 +856,44 @@ def test_cli_train_render_continues_a_model_with_learned_lobes_added(tiny_datase
     assert_clean_failure(back, tmp_path / "back", "differs", "learned_partials")
 
 
+def test_cli_train_render_continues_a_harmonic_model_with_a_note_bank(tiny_dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    config = tiny_config(output_prior="harmonic", learned_partials=True, note_age_s=[0.1])
+    start = save_checkpoint(tmp_path / "harmonic", "render", config.to_dict(),
+                            OrganModel.from_config(config).state_dict(), "# tiny\n")
+    run = tmp_path / "run"
+    result = _continue_for_one_step(tiny_dataset, start, run, "output_prior=bank", "learned_partials=false",
+                                    "bank_age_s=0.5")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "model" / "config.json").read_text())["config"]
+    before, after = load_file(start / "model.safetensors"), load_file(run / "model" / "model.safetensors")
+    assert saved["output_prior"] == "bank" and saved["bank_keys"] > 0
+    assert not any(name.startswith("harmonic_output.") for name in after)
+    assert after["note_bank.mean"].shape == (saved["bank_keys"], config.n_bins)
+    # the generator carried over: its first layer as it was (one small step away at most)
+    first = "generator.encoder.0.conv.weight"
+    assert torch.allclose(after[first].float(), before[first].float(), atol=1e-2)
+    assert "note bank of" in (run / "model" / "MODEL_CARD.md").read_text()
+    score = write_score(tmp_path / "duo.mid", make_score([(40, 67), (42, 48)], 3.0))
+    rendered = runner.invoke(app, ["render", str(score), "-o", str(tmp_path / "duo.wav"), "--model",
+                                   str(run / "model"), "-q"])
+    assert rendered.exit_code == 0, rendered.output
+    audio, rate = sf.read(tmp_path / "duo.wav")
+    assert rate == config.sample_rate and np.isfinite(audio).all() and np.abs(audio).max() > 1e-4
+    from orchestrion.systems.organ.evaluate import evaluate_render
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = evaluate_render(run / "model", tiny_dataset, split="test", max_chunks=2, n_iter=2,
+                                 out_png=tmp_path / "bank.png")
+    assert math.isfinite(report.audio_mean()["ms_ssim"]) and report.lobes_png is None
+    # the way back would drop the bank: refused
+    back = _continue_for_one_step(tiny_dataset, run / "model", tmp_path / "back", "output_prior=harmonic")
+    assert_clean_failure(back, tmp_path / "back", "differs", "output_prior")
+
+
 def test_cli_train_render_classifier_only_changes_the_classifier_alone(tiny_dataset, checkpoint, tmp_path):
     from safetensors.torch import load_file
 

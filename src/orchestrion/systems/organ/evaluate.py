@@ -263,7 +263,7 @@ def _chunk_figures(
             onsets = torch.stack([item["onsets"] for item in items])
             audio = torch.stack([item["audio"] for item in items])
             real = model.target(audio).unsqueeze(1)
-            ages = torch.stack([item["ages"] for item in items]) if config.note_age_s else None
+            ages = torch.stack([item["ages"] for item in items]) if config.uses_note_ages else None
             fake = model(roll, onsets, ages)
             real_logs.append(real)
             fake_logs.append(fake)
@@ -433,7 +433,8 @@ def evaluate_render(
             f"no held-out piece of split {split!r} has a Sco_*.mid score to render", data_dir
         )
     lobes_png = None
-    if png is not None and model.network.lobe_parameters():
+    harmonic = model.network.harmonic_output
+    if png is not None and harmonic is not None and harmonic.lobe_corrections is not None:
         lobes_png = save_lobes_png(png.with_name(f"{png.stem}-lobes.png"), model)
     budget_png = None
     mean = mean_budget([p.budget for p in pieces]) if budget else None

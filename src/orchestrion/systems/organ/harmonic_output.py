@@ -83,6 +83,28 @@ def partial_lobe_templates(
     return torch.from_numpy(templates).to(torch.float32)
 
 
+def gain_channels(
+    free: Tensor, log_gains: Tensor, roll: Tensor, gain_slots: Tensor | None, what: str
+) -> Tensor:
+    """Check an output prior's inputs and give, per slot, the gain image it reads (-1: none).
+
+    Shapes: free (B, 1, F, T), log_gains (B, K, F, T), roll (B, S, 128, T); gain image k
+    belongs to slot ``gain_slots[k]`` (default: K = S, one per slot in order).
+    """
+    n_gains = roll.shape[1] if gain_slots is None else len(gain_slots)
+    expected = (roll.shape[0], n_gains, free.shape[-2], roll.shape[-1])
+    if free.dim() != 4 or tuple(log_gains.shape) != expected:
+        raise ConfigError(
+            f"the {what} needs one gain image per slot, {expected}; "
+            f"got {tuple(log_gains.shape)} beside a spectrogram of {tuple(free.shape)}"
+        )
+    if gain_slots is None:
+        return torch.arange(n_gains, device=roll.device)
+    channel_of_slot = torch.full((roll.shape[1],), -1, dtype=torch.long, device=roll.device)
+    channel_of_slot[gain_slots] = torch.arange(n_gains, device=roll.device)
+    return channel_of_slot
+
+
 class HarmonicOutput(nn.Module):
     """Adds each slot's gain-scaled partial lobes to the free log-power output (module notes).
 
@@ -145,26 +167,18 @@ class HarmonicOutput(nn.Module):
     def forward(
         self, free: Tensor, log_gains: Tensor, roll: Tensor, gain_slots: Tensor | None = None
     ) -> Tensor:
-        n_gains = roll.shape[1] if gain_slots is None else len(gain_slots)
-        expected = (roll.shape[0], n_gains, self.lobes.shape[1], roll.shape[-1])
-        if tuple(log_gains.shape) != expected or free.shape[-2:] != log_gains.shape[-2:]:
-            raise ConfigError(
-                f"the harmonic output needs one gain image per slot, {expected}; "
-                f"got {tuple(log_gains.shape)} beside a spectrogram of {tuple(free.shape)}"
-            )
+        if free.shape[-2] != self.lobes.shape[1]:
+            raise ConfigError(f"the harmonic output draws {self.lobes.shape[1]} bins, not {free.shape[-2]}")
+        channel_of_slot = gain_channels(free, log_gains, roll, gain_slots, "harmonic output")
         # only the (item, slot) pairs that play a note: a chunk sounds a few of the 16 slots
         items, slots = slots_playing(roll).nonzero(as_tuple=True)
-        channels = slots
-        if gain_slots is not None:  # gain image k is slot gain_slots[k]'s
-            channel_of_slot = torch.full((roll.shape[1],), -1, dtype=torch.long, device=roll.device)
-            channel_of_slot[gain_slots] = torch.arange(n_gains, device=roll.device)
-            channels = channel_of_slot[slots]
-            if bool((channels < 0).any()):
-                raise ConfigError("a slot that sounds has no gain image among gain_slots")
+        channels = channel_of_slot[slots]
+        if bool((channels < 0).any()):
+            raise ConfigError("a slot that sounds has no gain image among gain_slots")
         partials = self.templates(roll[items, slots], slots)
         gains = torch.exp(log_gains[items, channels].clamp(max=MAX_LOG_GAIN))
         power = free.new_zeros(free.shape[0], *free.shape[-2:]).index_add(0, items, partials * gains)
         return free + torch.log1p(power.unsqueeze(1) * torch.exp(-free))
 
 
-__all__ = ["HarmonicOutput", "hann_lobe_power", "partial_lobe_templates"]
+__all__ = ["HarmonicOutput", "gain_channels", "hann_lobe_power", "partial_lobe_templates"]

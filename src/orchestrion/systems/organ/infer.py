@@ -512,7 +512,7 @@ def render_score(
         since = max(0, first - config.note_age_lookback)
         roll, onsets = roll_source.frames(since, plan.start(batch[-1]) + plan.window)
         ages = None
-        if config.note_age_s:
+        if config.uses_note_ages:
             ages = note_ages(torch.from_numpy(roll), torch.from_numpy(onsets)).numpy()[..., first - since :]
         roll, onsets = roll[..., first - since :], onsets[..., first - since :]
         with dropout_stream(_stream_seed(seed, _WINDOW_STREAM, index)), torch.inference_mode():

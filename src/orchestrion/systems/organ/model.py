@@ -96,6 +96,7 @@ from orchestrion.systems.organ.encoding import (
     slots_playing,
 )
 from orchestrion.systems.organ.harmonic_output import HarmonicOutput
+from orchestrion.systems.organ.note_bank import NoteBank
 from orchestrion.systems.organ.presets import (
     CLASSIFIER_INPUTS,
     CLASSIFIER_POOLINGS,
@@ -575,7 +576,7 @@ CLASSIFIER_WEIGHTS = ("discriminator.classifier_features.", "discriminator.class
                       "discriminator.classifier.", "discriminator.classifier_max.")
 """Names of the instrument classifier's weights in an `OrganModel` state dict."""
 
-GENERATOR_STATE = ("encoding.", "generator.", "harmonic_output.")
+GENERATOR_STATE = ("encoding.", "generator.", "harmonic_output.", "note_bank.")
 """Names of everything that renders (roll encoding, U-Net, output prior) in an `OrganModel`
 state dict: what the generator's optimiser and its moving average cover."""
 
@@ -626,13 +627,18 @@ class OrganModel(nn.Module):
             dropout=config.dropout,
             dropout_layers=config.dropout_layers,
             output_activation=config.output_activation,
-            extra_outputs=config.n_slots if config.output_prior == "harmonic" else 0,
+            extra_outputs=config.n_slots if config.output_prior in ("harmonic", "bank") else 0,
             side_channels=config.n_slots * len(config.note_age_s),
         )
         self.harmonic_output: HarmonicOutput | None = None
         if config.output_prior == "harmonic":
             self.harmonic_output = HarmonicOutput(
                 config.sample_rate, config.n_fft, config.n_slots, learned=config.learned_partials
+            )
+        self.note_bank: NoteBank | None = None
+        if config.output_prior == "bank":
+            self.note_bank = NoteBank(
+                config.n_slots, config.n_bins, config.bank_keys, config.bank_frames, config.bank_rank
             )
         self.discriminator: Discriminator | None = None
         if config.uses_discriminator:
@@ -683,31 +689,39 @@ class OrganModel(nn.Module):
 
     def generate(
         self, condition: Tensor | ChannelSubset, roll: Tensor, side: ChannelSubset | None = None,
-        sounding: Tensor | None = None,
+        sounding: Tensor | None = None, ages: Tensor | None = None, onsets: Tensor | None = None,
     ) -> Tensor:
         """The generator on an encoded roll (whole, or the channels that are not all zero),
         and its note-age input `side` if it has one, with the output prior that needs the
         roll itself. `sounding`: :func:`sounding_slots` of the roll, if already known.
+        The note bank reads `ages` (derived from the roll and `onsets` when omitted, as in
+        :meth:`age_condition`).
 
         (B, C, n_bins, T), (B, S, 128, T) -> log-power (B, 1, n_bins, T).
         """
-        if self.harmonic_output is None:
+        if self.harmonic_output is None and self.note_bank is None:
             return self.generator(condition, side=side)
         # the gain images of the slots that sound somewhere in the batch, the only ones read
         sounding = sounding_slots(roll) if sounding is None else sounding
         out = self.generator(condition, extra=sounding, side=side)
+        if self.note_bank is not None:
+            if ages is None:
+                ages = note_ages(roll, rising_edges(roll) if onsets is None else onsets)
+            return self.note_bank(out[:, :1], out[:, 1:], roll, ages, sounding)
         return self.harmonic_output(out[:, :1], out[:, 1:], roll, sounding)
 
     def forward(self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None) -> Tensor:
         """Render a roll (B, S, 128, T) to a log-power spectrogram (B, 1, n_bins, T).
 
         `onsets` feed the onset channels and the note ages; `ages` (frames, see
-        :meth:`age_condition`) matter only to a model with note-age features.
+        :meth:`age_condition`) matter only to a model with note-age features or a note bank.
         """
         slots = sounding_slots(roll)
         # only the sounding slots' channels are encoded: a part rendered alone lights one of 16
         condition = self.encoding.encode_slots(roll, slots, onsets) if slots.numel() else self.condition(roll, onsets)
-        return self.generate(condition, roll, self.age_condition(roll, onsets, ages, slots), slots)
+        if ages is None and self.config.uses_note_ages:
+            ages = note_ages(roll, rising_edges(roll) if onsets is None else onsets)
+        return self.generate(condition, roll, self.age_condition(roll, onsets, ages, slots), slots, ages)
 
     def discriminate(self, spectrogram: Tensor, condition: Tensor) -> DiscriminatorOutput:
         """Run the discriminator on (B, 1, n_bins, T) given the encoded roll (B, C, n_bins, T).
@@ -736,7 +750,10 @@ class OrganModel(nn.Module):
         return [] if side is None else list(side.parameters())
 
     def lobe_parameters(self) -> list[nn.Parameter]:
-        """The harmonic output's learned lobe corrections, if any (their own Adam rate)."""
+        """The harmonic output's learned lobe corrections, or the note bank, if any (their
+        own Adam rate, ``partials_lr_factor``)."""
+        if self.note_bank is not None:
+            return list(self.note_bank.parameters())
         head = self.harmonic_output
         return [] if head is None or head.lobe_corrections is None else [head.lobe_corrections]
 
@@ -750,6 +767,7 @@ class OrganModel(nn.Module):
             "encoding": count_parameters(self.encoding),
             "generator": count_parameters(self.generator),
             "learned lobes": count_parameters(self.harmonic_output),
+            "note bank": count_parameters(self.note_bank),
             "discriminator": count_parameters(self.discriminator),
         }
         counts["total"] = sum(counts.values())

@@ -163,7 +163,7 @@ class OrganModule(L.LightningModule):
         g_opt, d_opt = (*self._optimizer_list(), None)[:2]
         real, condition, labels = self._prepare(batch)
         side = self.model.age_condition(batch["roll"], batch["onsets"], batch.get("ages"))
-        fake = self.model.generate(condition, batch["roll"], side)
+        fake = self.model.generate(condition, batch["roll"], side, ages=batch.get("ages"), onsets=batch["onsets"])
         if d_opt is not None:
             real_j = self.model.discriminate(real, condition.detach())
             fake_j = self.model.discriminate(fake.detach(), condition.detach())

@@ -34,7 +34,7 @@ DISCRIMINATOR_VARIANTS: dict[str, tuple[LayerSpec, ...]] = {
 """The seed's PatchGAN variants (section 5.2), named by their receptive field in pixels."""
 
 OUTPUT_ACTIVATIONS = ("softplus", "leaky_relu", "relu", "identity")
-OUTPUT_PRIORS = ("none", "harmonic")
+OUTPUT_PRIORS = ("none", "harmonic", "bank")
 LR_SCHEDULES = ("constant", "cosine")
 GAN_LOSSES = ("bce", "lsgan")
 REGIMES = ("single", "transfer", "multi")
@@ -50,6 +50,10 @@ ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections",
                        "classifier_max_pooling": "discriminator.classifier_max."}
 """Fields that, turned on, only add weights that start where they change nothing (name ->
 the weights' prefix): a model saved without them may be continued (``init_from``) with them."""
+BANK_SWITCH_FIELDS = ("output_prior", "learned_partials", "bank_age_s", "bank_rank", "bank_floor_db", "bank_keys")
+"""Fields that may differ when a model with another output prior is continued with a note
+bank (``output_prior="bank"``): the bank is estimated from the data and the harmonic
+prior's weights are dropped."""
 TRAINING_FIELDS = (
     "gan_loss", "adversarial_weight", "l1_weight", "msssim_weight", "instrument_weight",
     "spectral_convergence_weight", "log_db_weight", "log_magnitude_weight",
@@ -156,10 +160,24 @@ class OrganConfig:
     output_activation : {"softplus", "leaky_relu", "relu", "identity"}
         After the head. The seed's LeakyReLU lets the log-power go negative (read back
         through ``|exp(S) - 1|``); softplus keeps it positive and smooth.
-    output_prior : {"none", "harmonic"}
+    output_prior : {"none", "harmonic", "bank"}
         "harmonic" adds every sounding note's partials at their exact STFT bins, scaled by
         one log-gain image per slot that the generator also outputs
-        (:mod:`~orchestrion.systems.organ.harmonic_output`); "none" is the seed's free output.
+        (:mod:`~orchestrion.systems.organ.harmonic_output`); "bank" adds every sounding
+        note's own (instrument, key) log-power over its age, estimated from the training
+        stems and learned on, scaled the same way (:mod:`~orchestrion.systems.organ.note_bank`);
+        "none" is the seed's free output.
+    bank_age_s : float
+        Note bank: seconds of each note's age it stores (older frames read the last one).
+    bank_rank : int
+        Note bank: each key's (age, bin) log-power is stored as its mean spectrum plus this
+        many (spectrum, course over age) pairs.
+    bank_floor_db : float
+        Note bank: in the estimate, power below this (dB of the model's power units, as
+        `db_floor`) counts as this.
+    bank_keys : int
+        Note bank: how many (slot, key) pairs it stores; set by training from the data (0
+        until then), saved with the model.
     learned_partials : bool
         Harmonic output only: learn a correction of each partial's lobe per slot, pitch and
         bin (starting at the analytic lobes), so each instrument's key-to-key timbre can be
@@ -288,6 +306,10 @@ class OrganConfig:
     output_activation: str = "softplus"
     output_prior: str = "none"
     learned_partials: bool = False
+    bank_age_s: float = 1.5
+    bank_rank: int = 8
+    bank_floor_db: float = -40.0
+    bank_keys: int = 0
     # discriminator
     discriminator: str = "190"
     discriminator_layers: tuple[LayerSpec, ...] | None = None
@@ -421,6 +443,12 @@ class OrganConfig:
             raise ConfigError(f"classifier_remix must be in [0, 1], got {self.classifier_remix!r}")
         if not isinstance(self.classifier_max_pooling, bool):
             raise ConfigError(f"classifier_max_pooling must be true or false, got {self.classifier_max_pooling!r}")
+        number("bank_age_s", positive=True)
+        floor = self.bank_floor_db
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor):
+            raise ConfigError(f"bank_floor_db must be a number of dB, got {floor!r}")
+        whole("bank_rank", 0)
+        whole("bank_keys", 0)
         if self.learned_partials and self.output_prior != "harmonic":
             raise ConfigError("learned_partials applies to output_prior 'harmonic' only, "
                               f"not {self.output_prior!r}")
@@ -487,12 +515,24 @@ class OrganConfig:
         return tuple(t * self.frame_rate_hz for t in self.note_age_s)
 
     @property
+    def bank_frames(self) -> int:
+        """Note ages (frames) the note bank stores."""
+        return max(1, round(self.bank_age_s * self.frame_rate_hz))
+
+    @property
+    def uses_note_ages(self) -> bool:
+        """Whether the model reads each note's age (note-age features or the note bank)."""
+        return bool(self.note_age_s) or self.output_prior == "bank"
+
+    @property
     def note_age_lookback(self) -> int:
         """Frames before a chunk or window whose onsets its note ages need (0 without them):
-        an older note's features are below ``exp(-NOTE_AGE_REACH)``, taken as 0."""
-        if not self.note_age_s:
-            return 0
-        return math.ceil(NOTE_AGE_REACH * max(self.note_age_frames))
+        an older note's features are below ``exp(-NOTE_AGE_REACH)``, taken as 0, and the
+        note bank reads its last stored age for any note older than it stores."""
+        reach = [math.ceil(NOTE_AGE_REACH * max(self.note_age_frames))] if self.note_age_s else []
+        if self.output_prior == "bank":
+            reach.append(self.bank_frames)
+        return max(reach, default=0)
 
     @property
     def patch_layers(self) -> tuple[LayerSpec, ...]:

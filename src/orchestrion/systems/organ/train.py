@@ -31,8 +31,10 @@ from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.grow import grow_classifier
 from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, OrganModel
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
+from orchestrion.systems.organ.note_bank import BankEstimate, estimate_note_bank
 from orchestrion.systems.organ.presets import (
     ADDED_WEIGHT_FIELDS,
+    BANK_SWITCH_FIELDS,
     CLASSIFIER_FIELDS,
     TRAINING_FIELDS,
     OrganConfig,
@@ -68,7 +70,9 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
 
     Its classifier starts fresh if it has another shape than `config`'s (unless only its
     width grows: :func:`load_start` then grows it), and weights that
-    `config` adds (`ADDED_WEIGHT_FIELDS` turned on) start at their neutral values. The
+    `config` adds (`ADDED_WEIGHT_FIELDS` turned on) start at their neutral values. A model
+    with another output prior may be continued with a note bank (`BANK_SWITCH_FIELDS`):
+    its harmonic prior's weights are dropped and the bank starts from its estimate. The
     losses and optimiser (`TRAINING_FIELDS`) may differ too; raises ConfigError naming the
     fields if it differs in anything else.
     """
@@ -78,9 +82,12 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
     added = [k for k in differ if k in ADDED_WEIGHT_FIELDS and wanted.get(k) and not before.get(k)]
     other = [k for k in differ if k not in CLASSIFIER_FIELDS + TRAINING_FIELDS and k not in added]
+    fresh = tuple(ADDED_WEIGHT_FIELDS[k] for k in added)
+    if config.output_prior == "bank" and previous.output_prior != "bank":  # the bank is estimated afresh
+        other = [k for k in other if k not in BANK_SWITCH_FIELDS]
+        fresh += ("harmonic_output.", "note_bank.")
     if other:
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
-    fresh = tuple(ADDED_WEIGHT_FIELDS[k] for k in added)
     if any(k in CLASSIFIER_FIELDS for k in differ):
         widths = (previous.classifier_scale, config.classifier_scale)
         only_width = [k for k in differ if k in CLASSIFIER_FIELDS] == ["classifier_width"]
@@ -101,6 +108,17 @@ def load_start(model: OrganModel, init_from: str | Path, start: Checkpoint, conf
     skip = _fresh_weights(init_from, start.config, config)
     grown = grow_classifier(start.state_dict, model)  # what starts fresh is skipped anyway
     load_state_into(model, replace(start, state_dict=grown), skip=skip)
+
+
+@torch.no_grad()
+def start_note_bank(model: OrganModel, estimate: BankEstimate) -> None:
+    """Load a note-bank estimate and zero the generator's gain images, so the model renders
+    the bank as estimated (plus its free output) at its first step."""
+    model.note_bank.load_estimate(estimate)
+    head = model.generator.head
+    head.weight[:, 1:] = 0.0
+    if head.bias is not None:
+        head.bias[1:] = 0.0
 
 
 def _valid_loader(dataset: OrganChunks, batch_size: int) -> DataLoader:
@@ -128,6 +146,8 @@ def _check_resumed_run(last: Path, classifier_only: bool, config: OrganConfig) -
     wanted = json.loads(json.dumps(config.to_dict()))
 
     def refused(key: str) -> bool:
+        if key == "bank_keys":  # a preset's 0 until the bank is estimated again from the same data
+            return bool(wanted.get(key)) and before.get(key) != wanted.get(key)
         if key == "ema_decay":
             return bool(before.get(key)) != bool(wanted.get(key))
         return key not in TRAINING_FIELDS
@@ -195,6 +215,10 @@ def train_render(
     except ConfigError:
         warnings.warn("no 'valid' split in the data: validating on training pieces", stacklevel=2)
         valid_pieces = train_pieces[:2]
+    estimate = None
+    if config.output_prior == "bank" and (start is None or _config_of(init_from, start.config).output_prior != "bank"):
+        estimate = estimate_note_bank(train_pieces, config, progress=progress)
+        config = config.replace(bank_keys=len(estimate.keys))
     max_subset = 1 if config.regime == "single" else None
     train_set = OrganChunks(train_pieces, config, max_subset_size=max_subset)
     valid_set = OrganChunks(valid_pieces, config, max_subset_size=max_subset, stride_s=config.chunk_s)
@@ -202,8 +226,11 @@ def train_render(
                          n_chunks=len(train_set), classifier_only=classifier_only)
     if start is not None:
         load_start(module.model, init_from, start, config)
-        if module.generator_average is not None:
-            module.generator_average.reset(module.model)
+    if estimate is not None:
+        start_note_bank(module.model, estimate)
+    if module.generator_average is not None and (start is not None or estimate is not None):
+        module.generator_average.reset(module.model)
+    if start is not None:
         history = start.history()
         started_from = f"`{start.path}` ({'; '.join(history)})" if history else f"`{start.path}`"
     else:
@@ -268,7 +295,9 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         f"- preset fields: encoding `{config.encoding}`, base width {config.base_width}, "
         f"discriminator {config.discriminator}, {config.sample_rate} Hz, n_fft {config.n_fft}, hop {config.hop_length}",
         f"- parameters: {counts['generator'] + counts['encoding']:,} generator, {counts['discriminator']:,} discriminator"
-        + (f", {counts['learned lobes']:,} learned lobe corrections" if counts["learned lobes"] else ""),
+        + (f", {counts['learned lobes']:,} learned lobe corrections" if counts["learned lobes"] else "")
+        + (f", a note bank of {config.bank_keys:,} keys ({counts['note bank']:,} weights)"
+           if counts["note bank"] else ""),
         f"- trained: {steps:,} steps, {minutes:.1f} minutes on this machine"
         + (" (the instrument classifier alone; the generator and patch discriminator as started from)"
            if module.classifier_only else ""),

@@ -56,13 +56,17 @@ def main() -> None:
 
     from orchestrion.data.render import FluidSynthRenderer
     from orchestrion.data.urmp import URMPDataset
-    from orchestrion.metrics.audio import DB_IMAGE_RANGE_DB, power_spectrogram
+    from orchestrion.metrics.audio import power_db_image, power_spectrogram
     from orchestrion.metrics.spectrogram import spectrogram_ms_ssim
     from orchestrion.symbolic.instruments import InstrumentVocabulary
     from orchestrion.symbolic.midi import melodic_instruments
     from orchestrion.systems.organ.data import load_pieces
     from orchestrion.systems.organ.infer import RenderModel, render_score
-    from orchestrion.systems.organ.note_bank import NoteBank, estimate_note_bank
+    from orchestrion.systems.organ.note_bank import (
+        NoteBank,
+        estimate_note_bank,
+        shift_along_frequency,
+    )
     from orchestrion.systems.organ.presets import get_preset
 
     torch.set_num_threads(args.threads)
@@ -93,10 +97,6 @@ def main() -> None:
         audio = np.pad(synth.render_score(score), (0, 1024))
         return power_spectrogram(torch.from_numpy(audio.astype(np.float64)))
 
-    def image(power: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
-        ratio = (power / peak).clamp(min=10.0 ** (-(DB_IMAGE_RANGE_DB + 20) / 10))
-        return ((10 * torch.log10(ratio) + DB_IMAGE_RANGE_DB) / DB_IMAGE_RANGE_DB).clamp(0, 1)
-
     names = ["notes exact", "notes, stationary", "notes, next key", "bank as estimated", "model"]
     rows = []
     for record in track(dataset.records[: args.limit], description="held-out pieces"):
@@ -119,7 +119,8 @@ def main() -> None:
                 built["notes, stationary"][:, first:first + frames] += (
                     spectrum / spectrum.sum().clamp(min=1e-30) * exact.sum(dim=0, keepdim=True))
                 above = note_power(part.program, min(note.pitch + 1, 127), note.velocity, note.end - note.start)
-                above = _shift_down_a_semitone(above[:, :frames])
+                semitone_down = torch.tensor([2 ** (-1 / 12)], dtype=above.dtype)
+                above = shift_along_frequency(above[:, :frames].T, semitone_down, beyond=0.0).T
                 scale = exact.sum() / above.sum().clamp(min=1e-30)
                 built["notes, next key"][:, first:first + above.shape[1]] += above * scale
                 if bank.entry[slot, note.pitch] >= 0:
@@ -131,13 +132,13 @@ def main() -> None:
                     built["bank as estimated"][:, first:first + sounding] += torch.exp(level.double()).T
         result = render_score(record.score_path, model, n_iter=0)
         built["model"] = torch.expm1(torch.from_numpy(np.asarray(result.spectrogram, dtype=np.float64)))
-        reference_image = image(reference_power, peak)
+        reference_image = power_db_image(reference_power, peak)
         row = {}
         for name, power in built.items():
             frames = min(power.shape[1], n_frames)
             power = power[:, :frames] * (reference_power[:, :frames].sum() / power[:, :frames].sum().clamp(min=1e-30))
             scores = spectrogram_ms_ssim(reference_image[None, None, :, :frames].float(),
-                                         image(power, peak)[None, None].float())
+                                         power_db_image(power, peak)[None, None].float())
             row[name] = float(scores[0])
         rows.append((record.piece_id, row))
     print(f"\nMS-SSIM of dB images on {len(rows)} '{args.split}' pieces (bank from {len(train)} training pieces, "
@@ -151,18 +152,6 @@ def main() -> None:
     print(f"\nthe bank as estimated {verdict} the goal {GOAL_MS_SSIM} ({means['bank as estimated']:.4f}); "
           f"the model {means['model']:.4f} against the stationary ceiling {means['notes, stationary']:.4f}"
           f" ({time.perf_counter() - started:.0f} s)")
-
-
-def _shift_down_a_semitone(power):
-    """A power spectrogram moved down a semitone along frequency (bin f reads bin f * 2**(1/12))."""
-    import torch
-
-    source = torch.arange(power.shape[0], dtype=torch.float64) * 2 ** (1 / 12)
-    low = source.floor().long().clamp(max=power.shape[0] - 2)
-    weight = (source - low).clamp(max=1.0)[:, None]
-    shifted = power[low] * (1 - weight) + power[low + 1] * weight
-    shifted[source > power.shape[0] - 1] = 0
-    return shifted
 
 
 if __name__ == "__main__":

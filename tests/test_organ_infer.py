@@ -787,6 +787,11 @@ def _train_tiny(tiny_dataset, run, *arguments: str):
     )
 
 
+def _saved_untrained(folder: Path, config: OrganConfig) -> Path:
+    """A model folder holding `config`'s model as built (untrained)."""
+    return save_checkpoint(folder, "render", config.to_dict(), OrganModel.from_config(config).state_dict(), "# tiny\n")
+
+
 def _continue_for_one_step(tiny_dataset, checkpoint, run, *settings: str):
     """`train render --init-from checkpoint` for one step with the tiny model's sizes and `settings`."""
     sets = [arg for setting in settings for arg in ("--set", setting)]
@@ -833,8 +838,7 @@ def test_cli_train_render_continues_a_model_with_learned_lobes_added(tiny_datase
 
     torch.manual_seed(0)
     config = tiny_config(output_prior="harmonic")
-    start = save_checkpoint(tmp_path / "harmonic", "render", config.to_dict(),
-                            OrganModel.from_config(config).state_dict(), "# tiny\n")
+    start = _saved_untrained(tmp_path / "harmonic", config)
     run = tmp_path / "run"
     result = _continue_for_one_step(tiny_dataset, start, run, "learned_partials=true", "learning_rate=1e-3",
                                     "partials_lr_factor=10")
@@ -861,8 +865,7 @@ def test_cli_train_render_continues_a_harmonic_model_with_a_note_bank(tiny_datas
 
     torch.manual_seed(0)
     config = tiny_config(output_prior="harmonic", learned_partials=True, note_age_s=[0.1])
-    start = save_checkpoint(tmp_path / "harmonic", "render", config.to_dict(),
-                            OrganModel.from_config(config).state_dict(), "# tiny\n")
+    start = _saved_untrained(tmp_path / "harmonic", config)
     run = tmp_path / "run"
     result = _continue_for_one_step(tiny_dataset, start, run, "output_prior=bank", "learned_partials=false",
                                     "bank_age_s=0.5")

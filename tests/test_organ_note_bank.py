@@ -146,3 +146,16 @@ def test_a_harmonic_model_may_be_continued_with_a_bank_and_not_back():
         _fresh_weights("start", back.config, harmonic)
     with pytest.raises(ConfigError, match="base_width"):
         _fresh_weights("start", start.config, banked.replace(base_width=8))
+
+
+def test_one_ratio_shifts_every_row_and_beyond_fills_past_the_top():
+    from orchestrion.systems.organ.note_bank import shift_along_frequency
+
+    rows = torch.zeros(3, 64)
+    rows[:, 20] = torch.tensor([1.0, 2.0, 3.0])
+    up = shift_along_frequency(rows, torch.tensor([2.0]))  # bin f reads bin f / 2: 20 -> 40
+    assert up.shape == rows.shape and up[:, 40].tolist() == [1.0, 2.0, 3.0]
+    down = shift_along_frequency(rows + 1.0, torch.tensor([0.5]), beyond=0.0)  # bin f reads 2 f
+    assert down[:, 10].tolist() == [2.0, 3.0, 4.0] and bool((down[:, 32:] == 0).all())
+    held = shift_along_frequency(rows + 1.0, torch.tensor([0.5]))
+    assert bool((held[:, 40:] == 1.0).all())

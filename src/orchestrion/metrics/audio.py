@@ -57,6 +57,7 @@ __all__ = [
     "MR_STFT_LOG_EPS",
     "AudioComparison",
     "ProtocolPair",
+    "power_db_image",
     "protocol_pair",
     "power_spectrogram",
     "db_image",
@@ -178,7 +179,12 @@ def db_image(
             "the reference peak power must be positive; the reference audio is silent, so "
             "there is no level to measure the dB image against"
         )
-    peak = peak[..., None, None] if peak.ndim else peak
+    return power_db_image(power, peak[..., None, None] if peak.ndim else peak, range_db)
+
+
+def power_db_image(power: Tensor, peak: float | Tensor, range_db: float = DB_IMAGE_RANGE_DB) -> Tensor:
+    """The dB image of a power spectrogram: ``clip((10 log10(power / peak) + range_db) /
+    range_db, 0, 1)`` (see :func:`db_image`, which makes `power` from a signal)."""
     # Relative floor well below the clip, so log10 never sees 0 (the result is unaffected).
     ratio = (power / peak).clamp(min=10.0 ** (-(range_db + 20.0) / 10.0))
     return ((10.0 * torch.log10(ratio) + range_db) / range_db).clamp(0.0, 1.0)

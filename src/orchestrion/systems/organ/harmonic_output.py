@@ -84,12 +84,13 @@ def partial_lobe_templates(
 
 
 def gain_channels(
-    free: Tensor, log_gains: Tensor, roll: Tensor, gain_slots: Tensor | None, what: str
+    free: Tensor, log_gains: Tensor, roll: Tensor, gain_slots: Tensor | None, slots: Tensor, what: str
 ) -> Tensor:
-    """Check an output prior's inputs and give, per slot, the gain image it reads (-1: none).
+    """Check an output prior's inputs and give the gain image each of `slots` reads.
 
-    Shapes: free (B, 1, F, T), log_gains (B, K, F, T), roll (B, S, 128, T); gain image k
-    belongs to slot ``gain_slots[k]`` (default: K = S, one per slot in order).
+    Shapes: free (B, 1, F, T), log_gains (B, K, F, T), roll (B, S, 128, T), slots (N,) ->
+    (N,); gain image k belongs to slot ``gain_slots[k]`` (default: K = S, one per slot in
+    order). Raises ConfigError if a slot in `slots` has none.
     """
     n_gains = roll.shape[1] if gain_slots is None else len(gain_slots)
     expected = (roll.shape[0], n_gains, free.shape[-2], roll.shape[-1])
@@ -99,10 +100,13 @@ def gain_channels(
             f"got {tuple(log_gains.shape)} beside a spectrogram of {tuple(free.shape)}"
         )
     if gain_slots is None:
-        return torch.arange(n_gains, device=roll.device)
+        return slots
     channel_of_slot = torch.full((roll.shape[1],), -1, dtype=torch.long, device=roll.device)
     channel_of_slot[gain_slots] = torch.arange(n_gains, device=roll.device)
-    return channel_of_slot
+    channels = channel_of_slot[slots]
+    if bool((channels < 0).any()):
+        raise ConfigError("a slot that sounds has no gain image among gain_slots")
+    return channels
 
 
 class HarmonicOutput(nn.Module):
@@ -169,12 +173,9 @@ class HarmonicOutput(nn.Module):
     ) -> Tensor:
         if free.shape[-2] != self.lobes.shape[1]:
             raise ConfigError(f"the harmonic output draws {self.lobes.shape[1]} bins, not {free.shape[-2]}")
-        channel_of_slot = gain_channels(free, log_gains, roll, gain_slots, "harmonic output")
         # only the (item, slot) pairs that play a note: a chunk sounds a few of the 16 slots
         items, slots = slots_playing(roll).nonzero(as_tuple=True)
-        channels = channel_of_slot[slots]
-        if bool((channels < 0).any()):
-            raise ConfigError("a slot that sounds has no gain image among gain_slots")
+        channels = gain_channels(free, log_gains, roll, gain_slots, slots, "harmonic output")
         partials = self.templates(roll[items, slots], slots)
         gains = torch.exp(log_gains[items, channels].clamp(max=MAX_LOG_GAIN))
         power = free.new_zeros(free.shape[0], *free.shape[-2:]).index_add(0, items, partials * gains)

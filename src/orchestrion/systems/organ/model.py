@@ -665,6 +665,14 @@ class OrganModel(nn.Module):
         """Encode a roll (B, S, 128, T) [+ onsets] -> (B, C, n_bins, T)."""
         return self.encoding(roll, onsets)
 
+    @staticmethod
+    def note_ages_of(roll: Tensor, onsets: Tensor | None, ages: Tensor | None) -> Tensor:
+        """`ages` if given, else :func:`note_ages` of the roll's own frames: the onsets, or
+        the roll's rising edges when no onsets are given (see :meth:`age_condition`)."""
+        if ages is not None:
+            return ages
+        return note_ages(roll, rising_edges(roll) if onsets is None else onsets)
+
     def age_condition(
         self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None,
         slots: Tensor | None = None,
@@ -680,8 +688,7 @@ class OrganModel(nn.Module):
         """
         if not self.config.note_age_s:
             return None
-        if ages is None:
-            ages = note_ages(roll, rising_edges(roll) if onsets is None else onsets)
+        ages = self.note_ages_of(roll, onsets, ages)
         scales = self.config.note_age_frames
         slots = sounding_slots(roll) if slots is None else slots
         channels = (slots[:, None] * len(scales) + torch.arange(len(scales), device=slots.device)).flatten()
@@ -705,9 +712,7 @@ class OrganModel(nn.Module):
         sounding = sounding_slots(roll) if sounding is None else sounding
         out = self.generator(condition, extra=sounding, side=side)
         if self.note_bank is not None:
-            if ages is None:
-                ages = note_ages(roll, rising_edges(roll) if onsets is None else onsets)
-            return self.note_bank(out[:, :1], out[:, 1:], roll, ages, sounding)
+            return self.note_bank(out[:, :1], out[:, 1:], roll, self.note_ages_of(roll, onsets, ages), sounding)
         return self.harmonic_output(out[:, :1], out[:, 1:], roll, sounding)
 
     def forward(self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None) -> Tensor:
@@ -719,8 +724,8 @@ class OrganModel(nn.Module):
         slots = sounding_slots(roll)
         # only the sounding slots' channels are encoded: a part rendered alone lights one of 16
         condition = self.encoding.encode_slots(roll, slots, onsets) if slots.numel() else self.condition(roll, onsets)
-        if ages is None and self.config.uses_note_ages:
-            ages = note_ages(roll, rising_edges(roll) if onsets is None else onsets)
+        if self.config.uses_note_ages:  # once, for the note-age input and the note bank
+            ages = self.note_ages_of(roll, onsets, ages)
         return self.generate(condition, roll, self.age_condition(roll, onsets, ages, slots), slots, ages)
 
     def discriminate(self, spectrogram: Tensor, condition: Tensor) -> DiscriminatorOutput:

@@ -28,6 +28,7 @@ along frequency by their pitch ratio.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,13 +70,13 @@ def estimate_note_bank(pieces: Sequence, config, progress: bool = False) -> Bank
     a time (a URMP part), so each sounding cell of its roll is one note's."""
     frames = config.bank_frames
     stft = Stft(config.n_fft, config.hop_length)
-    sums: dict[tuple[int, int], Tensor] = {}
-    counts: dict[tuple[int, int], Tensor] = {}
-    notes: dict[tuple[int, int], int] = {}
+    floor = 10.0 ** (config.bank_floor_db / 10.0)
+    sums: dict[tuple[int, int], Tensor] = defaultdict(lambda: torch.zeros(config.n_bins, frames, dtype=torch.float64))
+    counts: dict[tuple[int, int], Tensor] = defaultdict(lambda: torch.zeros(frames, dtype=torch.float64))
+    notes: dict[tuple[int, int], int] = defaultdict(int)
     for piece in track(pieces, description="estimating the note bank", disable=not progress):
         spectra = stft(torch.from_numpy(piece.stems) * config.input_gain)
         power = spectra.real.square() + spectra.imag.square()
-        floor = 10.0 ** (config.bank_floor_db / 10.0)
         log_power = torch.log(power.clamp(min=floor)).to(torch.float64)  # (parts, F, T)
         for k, slot in enumerate(piece.slots):
             roll = torch.from_numpy(piece.rolls[k].astype(np.float32))
@@ -87,14 +88,9 @@ def estimate_note_bank(pieces: Sequence, config, progress: bool = False) -> Bank
                 at = frame[pitch == p]
                 age = ages[p, at].long()
                 level = log_power[k][:, at] - VELOCITY_SLOPE * torch.log(roll[p, at].double())
-                key = (slot, p)
-                if key not in sums:
-                    sums[key] = torch.zeros(config.n_bins, frames, dtype=torch.float64)
-                    counts[key] = torch.zeros(frames, dtype=torch.float64)
-                    notes[key] = 0
-                sums[key].index_add_(1, age, level)
-                counts[key].index_add_(0, age, torch.ones_like(age, dtype=torch.float64))
-                notes[key] += int((onsets[p, at] > 0).sum())
+                sums[slot, p].index_add_(1, age, level)
+                counts[slot, p].index_add_(0, age, torch.ones_like(age, dtype=torch.float64))
+                notes[slot, p] += int((onsets[p, at] > 0).sum())
     if not sums:
         raise ConfigError("the note bank has nothing to learn from: no training part plays a note")
     keys = sorted(sums)
@@ -118,11 +114,27 @@ def estimate_note_bank(pieces: Sequence, config, progress: bool = False) -> Bank
     )
 
 
+def shift_along_frequency(rows: Tensor, ratio: Tensor, beyond: float | None = None) -> Tensor:
+    """Rows (N, F) moved along frequency by `ratio` (N,), or one ratio (1,) for every row:
+    bin f reads bin ``f / ratio``,
+    linearly interpolated. A bin that reads past the last one reads the last one, or
+    `beyond` when given."""
+    n_bins = rows.shape[1]
+    position = (torch.arange(n_bins, dtype=rows.dtype, device=rows.device)[None] / ratio[:, None]).expand_as(rows)
+    low = position.floor().clamp(max=n_bins - 2).long()
+    weight = (position - low).clamp(max=1.0)
+    shifted = rows.gather(1, low) * (1 - weight) + rows.gather(1, low + 1) * weight
+    if beyond is not None:
+        shifted = shifted.masked_fill(position > n_bins - 1, beyond)
+    return shifted
+
+
 def _held(sums: Tensor, counts: Tensor) -> Tensor:
     """Mean over the notes seen at each age; an age no note reached holds the last one seen."""
     seen = counts > 0
     index = torch.where(seen, torch.arange(len(counts)), 0).cummax(dim=0).values
-    index[: int(seen.nonzero()[0])] = int(seen.nonzero()[0])  # before the first seen: the first
+    first = int(seen.nonzero()[0])
+    index[:first] = first  # before the first age seen: the first
     return sums[:, index] / counts[index]
 
 
@@ -191,15 +203,9 @@ class NoteBank(nn.Module):
         spectra = self.mean[entries] + torch.einsum("mfr,mr->mf", self.spectra[entries], self.courses[entries, age])
         source = self.entry_pitch[slots, pitches]
         moved = (source != pitches).nonzero().flatten()
-        if moved.numel():  # bin f of key p reads bin f / ratio of the stored key
-            n_bins = spectra.shape[1]
+        if moved.numel():
             ratio = torch.pow(2.0, (pitches[moved] - source[moved]).to(spectra.dtype) / 12.0)
-            position = torch.arange(n_bins, dtype=spectra.dtype, device=spectra.device)[None] / ratio[:, None]
-            low = position.floor().clamp(max=n_bins - 2).long()
-            weight = (position - low).clamp(max=1.0)
-            rows = spectra[moved]
-            shifted = rows.gather(1, low) * (1 - weight) + rows.gather(1, low + 1) * weight
-            spectra = spectra.index_copy(0, moved, shifted)
+            spectra = spectra.index_copy(0, moved, shift_along_frequency(spectra[moved], ratio))
         return spectra
 
     def forward(
@@ -207,18 +213,15 @@ class NoteBank(nn.Module):
     ) -> Tensor:
         if free.shape[-2] != self.mean.shape[1]:
             raise ConfigError(f"the note bank draws {self.mean.shape[1]} bins, not {free.shape[-2]}")
-        channel_of_slot = gain_channels(free, log_gains, roll, gain_slots, "note bank")
         if ages.shape != roll.shape:
             raise ConfigError(f"note ages {tuple(ages.shape)} and pianoroll {tuple(roll.shape)} differ")
         items, slots = slots_playing(roll).nonzero(as_tuple=True)
+        pair_channels = gain_channels(free, log_gains, roll, gain_slots, slots, "note bank")
         lanes = roll[items, slots]  # (N, 128, T): only the (item, slot) pairs that play
         lane, pitch, frame = (lanes > 0).nonzero(as_tuple=True)
         stored = self.entry[slots[lane], pitch] >= 0  # a slot the bank never learned adds nothing
         lane, pitch, frame = lane[stored], pitch[stored], frame[stored]
-        item, slot = items[lane], slots[lane]
-        channel = channel_of_slot[slot]
-        if bool((channel < 0).any()):
-            raise ConfigError("a slot that sounds has no gain image among gain_slots")
+        item, slot, channel = items[lane], slots[lane], pair_channels[lane]
         level = self.log_power(slot, pitch, ages[item, slot, pitch, frame])
         level = level + (self.velocity_slope[slot] * torch.log(lanes[lane, pitch, frame]))[:, None]
         level = level + log_gains[item, channel, :, frame]
@@ -230,4 +233,4 @@ class NoteBank(nn.Module):
         return free + torch.log1p(total * torch.exp(-free))
 
 
-__all__ = ["BankEstimate", "NoteBank", "estimate_note_bank"]
+__all__ = ["BankEstimate", "NoteBank", "estimate_note_bank", "shift_along_frequency"]

@@ -197,8 +197,9 @@ def train_render(
     if classifier_only and init_from is None and not resume:
         raise ConfigError("--classifier-only trains the classifier of an existing model: give --init-from MODEL")
     start = load_checkpoint(init_from, SYSTEM) if init_from is not None else None
-    if start is not None and preset is None:
-        config = _config_of(init_from, start.config).replace(**(overrides or {}))
+    start_config = _config_of(init_from, start.config) if start is not None else None
+    if start_config is not None and preset is None:
+        config = start_config.replace(**(overrides or {}))
     else:
         config = get_preset(preset or "cpu", **(overrides or {}))
     out_dir = Path(out_dir)
@@ -216,7 +217,7 @@ def train_render(
         warnings.warn("no 'valid' split in the data: validating on training pieces", stacklevel=2)
         valid_pieces = train_pieces[:2]
     estimate = None
-    if config.output_prior == "bank" and (start is None or _config_of(init_from, start.config).output_prior != "bank"):
+    if config.output_prior == "bank" and (start_config is None or start_config.output_prior != "bank"):
         estimate = estimate_note_bank(train_pieces, config, progress=progress)
         config = config.replace(bank_keys=len(estimate.keys))
     max_subset = 1 if config.regime == "single" else None

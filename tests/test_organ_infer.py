@@ -895,6 +895,18 @@ def test_cli_train_render_continues_a_harmonic_model_with_a_note_bank(tiny_datas
     # the way back would drop the bank: refused
     back = _continue_for_one_step(tiny_dataset, run / "model", tmp_path / "back", "output_prior=harmonic")
     assert_clean_failure(back, tmp_path / "back", "differs", "output_prior")
+    # another estimate floor: the bank is re-floored, the cells the old floor held go down
+    lower = _continue_for_one_step(tiny_dataset, run / "model", tmp_path / "lower", "bank_floor_db=-80")
+    assert lower.exit_code == 0, lower.output
+    floored = load_file(tmp_path / "lower" / "model" / "model.safetensors")["note_bank.mean"].float()
+    bank_mean = after["note_bank.mean"].float()
+    assert float(bank_mean.min()) > math.log(1e-4) - 1.0  # held by the -40 dB floor
+    assert float(floored.min()) < float(bank_mean.min()) - 2.0
+    assert float(floored.max()) == pytest.approx(float(bank_mean.max()), abs=0.5)
+    assert "re-floored from -40 to -80 dB" in (tmp_path / "lower" / "model" / "MODEL_CARD.md").read_text()
+    classifier_only = _train_tiny(tiny_dataset, tmp_path / "cls", "--max-steps", "1", "--classifier-only",
+                                  "--set", "bank_floor_db=-80", "--init-from", str(run / "model"))
+    assert_clean_failure(classifier_only, tmp_path / "cls", "leaves the note bank")
 
 
 def test_cli_train_render_classifier_only_changes_the_classifier_alone(tiny_dataset, checkpoint, tmp_path):

@@ -14,7 +14,12 @@ from orchestrion.errors import ConfigError
 from orchestrion.nn.pitch import pitch_to_hz
 from orchestrion.systems.organ.data import PieceTensors
 from orchestrion.systems.organ.model import OrganModel
-from orchestrion.systems.organ.note_bank import VELOCITY_SLOPE, NoteBank, estimate_note_bank
+from orchestrion.systems.organ.note_bank import (
+    VELOCITY_SLOPE,
+    NoteBank,
+    bank_table,
+    estimate_note_bank,
+)
 from orchestrion.systems.organ.presets import get_preset
 from orchestrion.systems.organ.train import _fresh_weights, start_note_bank
 
@@ -146,6 +151,36 @@ def test_a_harmonic_model_may_be_continued_with_a_bank_and_not_back():
         _fresh_weights("start", back.config, harmonic)
     with pytest.raises(ConfigError, match="base_width"):
         _fresh_weights("start", start.config, banked.replace(base_width=8))
+
+
+def test_refloor_keeps_what_was_learned_and_lowers_what_the_old_floor_held():
+    pieces = [sine_piece(69, 0.5), sine_piece(72, 0.8, slot=3)]
+    high, low = estimate_note_bank(pieces, tiny_config()), estimate_note_bank(pieces, tiny_config(bank_floor_db=-80))
+    bank = NoteBank(16, high.mean.shape[1], 2, high.courses.shape[1], 8)
+    bank.load_estimate(high)
+    peak = round(440.0 * N_FFT / SR)
+    far = peak + 60  # a sine's Hann sidelobes there lie far below -40 dB
+    held = bank_table(high.mean, high.spectra, high.courses)[0, far, 8:]  # past the onset's click
+    assert torch.allclose(held, torch.full_like(held, math.log(1e-4) - VELOCITY_SLOPE * math.log(0.5)), atol=1e-3)
+    with torch.no_grad():
+        bank.mean[0, peak] += 1.0  # as if training had learned it
+    bank.refloor(high, low)
+    stored = bank_table(bank.mean, bank.spectra, bank.courses)
+    wanted = bank_table(low.mean, low.spectra, low.courses)
+    wanted[0, peak] += 1.0
+    assert torch.allclose(stored, wanted, atol=1e-3)
+    assert float((held - stored[0, far, 8:]).min()) > 5.0
+    other = estimate_note_bank(pieces[:1], tiny_config(bank_floor_db=-80))
+    with pytest.raises(ConfigError, match="re-flooring"):
+        bank.refloor(high, other)
+
+
+def test_a_bank_model_may_be_continued_with_another_floor_only():
+    banked = tiny_config(bank_keys=12)
+    start = Checkpoint(None, "render", banked.to_dict(), {}, "")
+    assert _fresh_weights("start", start.config, banked.replace(bank_floor_db=-80.0)) == ()
+    with pytest.raises(ConfigError, match="bank_rank"):
+        _fresh_weights("start", start.config, banked.replace(bank_rank=4))
 
 
 def test_one_ratio_shifts_every_row_and_beyond_fills_past_the_top():

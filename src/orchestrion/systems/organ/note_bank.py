@@ -94,24 +94,27 @@ def estimate_note_bank(pieces: Sequence, config, progress: bool = False) -> Bank
     if not sums:
         raise ConfigError("the note bank has nothing to learn from: no training part plays a note")
     keys = sorted(sums)
-    rank = config.bank_rank
-    means, spectra_out, courses = [], [], []
-    for key in keys:
-        table = _held(sums[key], counts[key])
-        mean = table.mean(dim=1, keepdim=True)
-        u, s, vt = torch.linalg.svd(table - mean, full_matrices=False)
-        r = min(rank, len(s))
-        spectrum = torch.zeros(config.n_bins, rank, dtype=torch.float64)
-        course = torch.zeros(frames, rank, dtype=torch.float64)
-        spectrum[:, :r] = u[:, :r] * s[:r]
-        course[:, :r] = vt[:r].T
-        means.append(mean[:, 0])
-        spectra_out.append(spectrum)
-        courses.append(course)
-    return BankEstimate(
-        keys, torch.stack(means).float(), torch.stack(spectra_out).float(), torch.stack(courses).float(),
-        torch.tensor([notes[key] for key in keys]),
-    )
+    table = torch.stack([_held(sums[key], counts[key]) for key in keys])  # (K, F, A)
+    mean, spectra, courses = factor_table(table, config.bank_rank)
+    return BankEstimate(keys, mean, spectra, courses, torch.tensor([notes[key] for key in keys]))
+
+
+def bank_table(mean: Tensor, spectra: Tensor, courses: Tensor) -> Tensor:
+    """The full log-power table (K, F, A) of factors (K, F), (K, F, r), (K, A, r), float64."""
+    return mean.double()[:, :, None] + torch.einsum("kfr,kar->kfa", spectra.double(), courses.double())
+
+
+def factor_table(table: Tensor, rank: int) -> tuple[Tensor, Tensor, Tensor]:
+    """A table (K, F, A) as each entry's mean over age plus its first `rank` singular pairs
+    (float32; pairs beyond the table's own rank are zero)."""
+    mean = table.mean(dim=2, keepdim=True)
+    u, s, vt = torch.linalg.svd(table - mean, full_matrices=False)
+    r = min(rank, s.shape[1])
+    spectra = table.new_zeros(table.shape[0], table.shape[1], rank)
+    courses = table.new_zeros(table.shape[0], table.shape[2], rank)
+    spectra[:, :, :r] = u[:, :, :r] * s[:, None, :r]
+    courses[:, :, :r] = vt[:, :r].transpose(1, 2)
+    return mean[:, :, 0].float(), spectra.float(), courses.float()
 
 
 def shift_along_frequency(rows: Tensor, ratio: Tensor, beyond: float | None = None) -> Tensor:
@@ -195,6 +198,22 @@ class NoteBank(nn.Module):
         """How many (slot, key) pairs read their own entry."""
         return int((self.entry_pitch == torch.arange(N_PITCHES)).sum())
 
+    @torch.no_grad()
+    def refloor(self, before: BankEstimate, after: BankEstimate) -> None:
+        """Move the bank by what another estimate floor changes: its table plus
+        ``after - before`` (estimates of the same keys from the same data at the old and the
+        new ``bank_floor_db``), refactored to its rank. What training learned above both
+        floors stays; the cells the old floor held get the new floor's estimate."""
+        if before.keys != after.keys or len(before.keys) != self.mean.shape[0]:
+            raise ConfigError(f"the note bank stores {self.mean.shape[0]} keys, but the data gives "
+                              f"{len(after.keys)}: re-flooring needs the data it was estimated on")
+        table = bank_table(self.mean, self.spectra, self.courses)
+        table += bank_table(after.mean, after.spectra, after.courses)
+        table -= bank_table(before.mean, before.spectra, before.courses)
+        for parameter, value in zip((self.mean, self.spectra, self.courses),
+                                    factor_table(table, self.spectra.shape[2]), strict=True):
+            parameter.copy_(value)
+
     def log_power(self, slots: Tensor, pitches: Tensor, ages: Tensor) -> Tensor:
         """Stored log-power of notes (slot, pitch, age in frames), (M,) each -> (M, F); a key
         read from another key's entry is shifted along frequency by their pitch ratio."""
@@ -233,4 +252,4 @@ class NoteBank(nn.Module):
         return free + torch.log1p(total * torch.exp(-free))
 
 
-__all__ = ["BankEstimate", "NoteBank", "estimate_note_bank", "shift_along_frequency"]
+__all__ = ["BankEstimate", "NoteBank", "bank_table", "estimate_note_bank", "factor_table", "shift_along_frequency"]

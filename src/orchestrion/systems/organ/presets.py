@@ -174,7 +174,8 @@ class OrganConfig:
         many (spectrum, course over age) pairs.
     bank_floor_db : float
         Note bank: in the estimate, power below this (dB of the model's power units, as
-        `db_floor`) counts as this.
+        `db_floor`) counts as this. A bank model continued (``init_from``) with another
+        floor is re-floored: its table moves by the difference of the two floors' estimates.
     bank_keys : int
         Note bank: how many (slot, key) pairs it stores; set by training from the data (0
         until then), saved with the model.

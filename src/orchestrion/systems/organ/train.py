@@ -72,7 +72,8 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     width grows: :func:`load_start` then grows it), and weights that
     `config` adds (`ADDED_WEIGHT_FIELDS` turned on) start at their neutral values. A model
     with another output prior may be continued with a note bank (`BANK_SWITCH_FIELDS`):
-    its harmonic prior's weights are dropped and the bank starts from its estimate. The
+    its harmonic prior's weights are dropped and the bank starts from its estimate; a bank
+    model may be continued with another ``bank_floor_db`` (its bank is re-floored). The
     losses and optimiser (`TRAINING_FIELDS`) may differ too; raises ConfigError naming the
     fields if it differs in anything else.
     """
@@ -86,6 +87,8 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     if config.output_prior == "bank" and previous.output_prior != "bank":  # the bank is estimated afresh
         other = [k for k in other if k not in BANK_SWITCH_FIELDS]
         fresh += ("harmonic_output.", "note_bank.")
+    elif config.output_prior == "bank":  # another floor: the bank is re-floored (`NoteBank.refloor`)
+        other = [k for k in other if k != "bank_floor_db"]
     if other:
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
     if any(k in CLASSIFIER_FIELDS for k in differ):
@@ -202,6 +205,8 @@ def train_render(
         config = start_config.replace(**(overrides or {}))
     else:
         config = get_preset(preset or "cpu", **(overrides or {}))
+    if classifier_only and start_config is not None and start_config.bank_floor_db != config.bank_floor_db:
+        raise ConfigError("--classifier-only leaves the note bank as it is: bank_floor_db cannot change")
     out_dir = Path(out_dir)
     last = out_dir / "checkpoints" / "last.ckpt"
     resumed_at = 0
@@ -216,10 +221,14 @@ def train_render(
     except ConfigError:
         warnings.warn("no 'valid' split in the data: validating on training pieces", stacklevel=2)
         valid_pieces = train_pieces[:2]
-    estimate = None
+    estimate = refloor = None
     if config.output_prior == "bank" and (start_config is None or start_config.output_prior != "bank"):
         estimate = estimate_note_bank(train_pieces, config, progress=progress)
         config = config.replace(bank_keys=len(estimate.keys))
+    elif config.output_prior == "bank" and start_config.bank_floor_db != config.bank_floor_db and not resume:
+        before = config.replace(bank_floor_db=start_config.bank_floor_db)
+        refloor = (estimate_note_bank(train_pieces, before, progress=progress),
+                   estimate_note_bank(train_pieces, config, progress=progress))
     max_subset = 1 if config.regime == "single" else None
     train_set = OrganChunks(train_pieces, config, max_subset_size=max_subset)
     valid_set = OrganChunks(valid_pieces, config, max_subset_size=max_subset, stride_s=config.chunk_s)
@@ -229,6 +238,8 @@ def train_render(
         load_start(module.model, init_from, start, config)
     if estimate is not None:
         start_note_bank(module.model, estimate)
+    if refloor is not None:
+        module.model.note_bank.refloor(*refloor)
     if module.generator_average is not None and (start is not None or estimate is not None):
         module.generator_average.reset(module.model)
     if start is not None:
@@ -236,6 +247,9 @@ def train_render(
         started_from = f"`{start.path}` ({'; '.join(history)})" if history else f"`{start.path}`"
     else:
         started_from = ""
+    if refloor is not None:
+        started_from += (f", its note bank re-floored from {start_config.bank_floor_db:g} to "
+                         f"{config.bank_floor_db:g} dB")
     if resume:
         resumed = (f"resumed from `{last}` at step {module.training_steps(resumed_at):,} "
                    "(the steps above count the whole run, the minutes this part)")

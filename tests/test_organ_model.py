@@ -4,6 +4,7 @@ losses and their gradients, class weights, configuration errors."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ from orchestrion.systems.organ import (
     receptive_field,
 )
 from orchestrion.systems.organ.encoding import rising_edges, slots_playing
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, sounding_slots
+from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, relative_db, sounding_slots
 from orchestrion.systems.organ.train import _fresh_weights, load_start
 
 A4 = 69
@@ -707,3 +708,48 @@ def test_log_magnitude_gradient_through_softplus_stays_bounded_at_silence() -> N
     loss.generator_loss(fake, real, None)["total"].backward()
     assert torch.isfinite(logits.grad).all()
     assert float(logits.grad.abs().max()) <= 0.5 / 5 + 1e-6  # d ln|x| / d logit <= 1/2, over 5 bins
+
+
+def test_a_classifier_reading_relative_db_is_deaf_to_the_level_and_sees_below_the_log_knee() -> None:
+    torch.manual_seed(0)
+    tiny = {"base_width": 4, "discriminator_width": 0.125, "classifier_pooling": "time"}
+    model = OrganModel.from_config(get_preset("cpu", classifier_db_range=80.0, **tiny)).eval()
+    plain = OrganModel.from_config(get_preset("cpu", **tiny)).eval()
+    plain.load_state_dict(model.state_dict())
+    power = torch.rand(2, 1, model.config.n_bins, 24) ** 6 * 1e4  # 0 .. +40 dB re the knee, and far below
+    quieter = power * 10 ** (-20 / 10)
+    with torch.no_grad():
+        logits = model.discriminator.classify(torch.log1p(power))
+        torch.testing.assert_close(model.discriminator.classify(torch.log1p(quieter)), logits, rtol=0, atol=1e-4)
+        moved = plain.discriminator.classify(torch.log1p(quieter)) - plain.discriminator.classify(torch.log1p(power))
+    assert moved.abs().max() > 1e-2  # the seed's input changes with the level
+    # what the convolutions read: 0 at -80 dB or below, 8 at the loudest bin, and a bin 60 dB
+    # below the peak (ln(1 + power) ~ 1e-2, near the plain input's zero) at 2
+    spectrogram = torch.zeros(1, 1, 8, 4)
+    spectrogram[..., 0, 0] = math.log1p(1e4)
+    spectrogram[..., 1, 1] = math.log1p(1e-2)
+    read = relative_db(spectrogram, 80.0)
+    assert read[..., 0, 0].item() == pytest.approx(8.0, abs=1e-5)
+    assert read[..., 1, 1].item() == pytest.approx(2.0, abs=1e-3)
+    assert read[..., 2:, :].abs().max() == 0
+    # the generator's quiet bins get a gradient through it (the GAN's instrument term)
+    fake = torch.log1p(quieter).requires_grad_(True)
+    model.discriminator.classify(fake).sum().backward()
+    quiet = (quieter < 1e-2) & (quieter > quieter.amax() * 1e-8)
+    assert fake.grad[quiet].abs().sum() > 0
+    with pytest.raises(ConfigError, match="classifier_db_range"):
+        get_preset("cpu", classifier_input="joint", classifier_db_range=80.0)
+    with pytest.raises(ConfigError, match="classifier_db_range"):
+        get_preset("cpu", classifier_db_range=-1.0)
+
+
+def test_a_classifier_may_be_continued_reading_relative_db_from_its_trained_weights() -> None:
+    torch.manual_seed(0)
+    tiny = {"base_width": 4, "discriminator_width": 0.125}
+    before = OrganModel.from_config(get_preset("cpu", **tiny))
+    start = Checkpoint(None, "render", before.config.to_dict(), before.state_dict(), "")
+    after = OrganModel.from_config(get_preset("cpu", classifier_db_range=60.0, **tiny))
+    with pytest.warns(UserWarning, match="reads another input"):
+        load_start(after, "start", start, after.config)
+    for name, tensor in before.state_dict().items():
+        torch.testing.assert_close(after.state_dict()[name], tensor, rtol=0, atol=0)

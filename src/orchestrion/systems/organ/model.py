@@ -77,7 +77,7 @@ from torch import Tensor, nn
 
 from orchestrion.audio.phase import spectral_convergence
 from orchestrion.errors import ConfigError
-from orchestrion.metrics.audio import MR_STFT_LOG_EPS
+from orchestrion.metrics.audio import MR_STFT_LOG_EPS, power_db_image
 from orchestrion.nn.adversarial import AdversarialLoss, WeightedMultiHotBCE
 from orchestrion.nn.blocks import (
     FrequencyContext,
@@ -412,6 +412,15 @@ class DiscriminatorOutput(NamedTuple):
     instrument_logits: Tensor | None
 
 
+def relative_db(log_power: Tensor, range_db: float) -> Tensor:
+    """Log-power ``ln(1 + |X|^2)`` (B, 1, F, T) -> its power in dB re each item's loudest
+    bin, floored at -`range_db`, over 10 dB: values in [0, range_db / 10], the loudest bin
+    at the top. The same audio at any level gives the same values."""
+    power = torch.expm1(log_power.clamp_min(0.0))
+    peak = power.amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(power.dtype).tiny)
+    return power_db_image(power, peak, range_db) * (range_db / 10.0)
+
+
 def _conv_stack(in_channels: int, layers: Sequence[LayerSpec]) -> tuple[nn.Sequential, int]:
     """SAME Conv -> [BN, not on the first] -> LeakyReLU per layer; returns (stack, out channels)."""
     modules: list[nn.Module] = []
@@ -455,6 +464,9 @@ class Discriminator(nn.Module):
     classifier_max_pooling : bool
         Add the features' maximum, pooled like the mean, through a zero-initialised linear
         layer of its own. Default False.
+    classifier_db_range : float
+        0: the classifier reads the log-power as given. R > 0: it reads
+        :func:`relative_db` of it (dB re each item's loudest bin, R dB deep). Default 0.
 
     Shapes
     ------
@@ -476,6 +488,7 @@ class Discriminator(nn.Module):
         n_bins: int | None = None,
         classifier_context: int = 0,
         classifier_max_pooling: bool = False,
+        classifier_db_range: float = 0.0,
     ) -> None:
         super().__init__()
         for name, value, choices in (("classifier_input", classifier_input, CLASSIFIER_INPUTS),
@@ -504,6 +517,9 @@ class Discriminator(nn.Module):
         self.classifier_rows = 1  # frequency rows the linear layer reads per channel (time pooling)
         if classifier_context and not (classifier and classifier_input == "spectrogram"):
             raise ConfigError("classifier_context applies to a classifier on the spectrogram only")
+        if classifier_db_range and not (classifier and classifier_input == "spectrogram"):
+            raise ConfigError("classifier_db_range applies to a classifier on the spectrogram only")
+        self.classifier_db_range = float(classifier_db_range)
         if classifier:
             if classifier_input == "spectrogram":
                 scale = width_multiplier if classifier_width is None else classifier_width
@@ -558,6 +574,8 @@ class Discriminator(nn.Module):
         if self.classifier is None:
             raise ConfigError("this discriminator was built without an instrument classifier")
         if self.classifier_features is not None:
+            if self.classifier_db_range:
+                spectrogram = relative_db(spectrogram, self.classifier_db_range)
             features = self.classifier_features(spectrogram.contiguous(memory_format=torch.channels_last))
             if self.classifier_context is not None:
                 features = self.classifier_context(features)
@@ -654,6 +672,7 @@ class OrganModel(nn.Module):
                 n_bins=config.n_bins,
                 classifier_context=config.classifier_context,
                 classifier_max_pooling=config.classifier_max_pooling,
+                classifier_db_range=config.classifier_db_range,
             )
 
     @classmethod

@@ -44,6 +44,9 @@ CLASSIFIER_PART_SAMPLINGS = ("natural", "balanced")
 CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
 """Fields that shape only the instrument classifier: a model may be continued
 (``init_from``) under other values of these, with a freshly initialised classifier."""
+CLASSIFIER_INPUT_FIELDS = ("classifier_db_range",)
+"""Fields that change what the instrument classifier reads, not its weights: a model may be
+continued (``init_from``) under other values of these, its classifier from its weights."""
 ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections",
                        "note_age_s": "generator.age_input.",
                        "classifier_context": "discriminator.classifier_context.",
@@ -212,6 +215,12 @@ class OrganConfig:
         mean), read by a second linear layer that starts at zero: a model without it can be
         continued with it and at first names the same instruments. A part that sounds in few
         frames of a chunk barely moves the mean but sets the maximum.
+    classifier_db_range : float
+        0 (the seed): the classifier reads the log-power ``ln(1 + |X|^2)`` as it is, which
+        spans only the ~30 dB of a chunk above the log's knee (power 1, about -62 dBFS), so
+        a quiet part's upper partials read as silence and the answers depend on the level.
+        R > 0: it reads the power in dB re each chunk's loudest bin, floored at -R dB and
+        divided by 10 (values 0 .. R / 10): deaf to the overall level, R dB deep.
 
     Losses
     ------
@@ -320,6 +329,7 @@ class OrganConfig:
     classifier_width: float | None = None
     classifier_context: int = 0
     classifier_max_pooling: bool = False
+    classifier_db_range: float = 0.0
     # losses
     gan_loss: str = "bce"
     adversarial_weight: float = 1.0
@@ -444,6 +454,9 @@ class OrganConfig:
             raise ConfigError(f"classifier_remix must be in [0, 1], got {self.classifier_remix!r}")
         if not isinstance(self.classifier_max_pooling, bool):
             raise ConfigError(f"classifier_max_pooling must be true or false, got {self.classifier_max_pooling!r}")
+        number("classifier_db_range", positive=False)
+        if self.classifier_db_range and self.classifier_input != "spectrogram":
+            raise ConfigError("classifier_db_range applies to classifier_input 'spectrogram' only")
         number("bank_age_s", positive=True)
         floor = self.bank_floor_db
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor):

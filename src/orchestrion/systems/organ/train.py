@@ -36,6 +36,7 @@ from orchestrion.systems.organ.presets import (
     ADDED_WEIGHT_FIELDS,
     BANK_SWITCH_FIELDS,
     CLASSIFIER_FIELDS,
+    CLASSIFIER_INPUT_FIELDS,
     TRAINING_FIELDS,
     OrganConfig,
     get_preset,
@@ -82,7 +83,8 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     wanted = json.loads(json.dumps(config.to_dict()))
     differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
     added = [k for k in differ if k in ADDED_WEIGHT_FIELDS and wanted.get(k) and not before.get(k)]
-    other = [k for k in differ if k not in CLASSIFIER_FIELDS + TRAINING_FIELDS and k not in added]
+    kept = CLASSIFIER_FIELDS + CLASSIFIER_INPUT_FIELDS + TRAINING_FIELDS
+    other = [k for k in differ if k not in kept and k not in added]
     fresh = tuple(ADDED_WEIGHT_FIELDS[k] for k in added)
     if config.output_prior == "bank" and previous.output_prior != "bank":  # the bank is estimated afresh
         other = [k for k in other if k not in BANK_SWITCH_FIELDS]
@@ -91,6 +93,10 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
         other = [k for k in other if k != "bank_floor_db"]
     if other:
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
+    if any(k in CLASSIFIER_INPUT_FIELDS for k in differ):
+        warnings.warn(f"--init-from {init_from}: its instrument classifier now reads another input "
+                      f"({', '.join(k for k in differ if k in CLASSIFIER_INPUT_FIELDS)}); it starts "
+                      "from its trained weights", stacklevel=3)
     if any(k in CLASSIFIER_FIELDS for k in differ):
         widths = (previous.classifier_scale, config.classifier_scale)
         only_width = [k for k in differ if k in CLASSIFIER_FIELDS] == ["classifier_width"]

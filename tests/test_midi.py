@@ -68,14 +68,22 @@ def test_random_bytes_raise_midi_read_error_with_path(tmp_path):
     path.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     with pytest.raises(MidiReadError, match="noise.mid") as info:
         read_midi(path)
-    assert "not a MIDI file" in str(info.value)
+    assert "not a MIDI file" in str(info.value) and "no MIDI header" in str(info.value)
 
 
 def test_empty_file_raises_midi_read_error(tmp_path):
     path = tmp_path / "empty.mid"
     path.write_bytes(b"")
-    with pytest.raises(MidiReadError, match="empty.mid"):
+    with pytest.raises(MidiReadError, match="empty.mid.*it is empty"):
         read_midi(path)
+
+
+def test_a_text_file_is_named_as_not_midi_not_as_cut_short(tmp_path):
+    path = tmp_path / "notes.mid"
+    path.write_text("hello\n")
+    with pytest.raises(MidiReadError, match="no MIDI header.*starts with b'hell'") as info:
+        read_midi(path)
+    assert "cut short" not in str(info.value)
 
 
 @pytest.mark.parametrize("keep_fraction", [0.1, 0.5, 0.9, 0.99])

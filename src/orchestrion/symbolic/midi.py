@@ -21,6 +21,8 @@ ScoreLike = pretty_midi.PrettyMIDI | str | Path
 """A score, or the path of a MIDI file to read with :func:`read_midi`."""
 
 _DETAIL_CHARS = 120
+MIDI_MAGICS = (b"MThd", b"RIFF")
+"""The first 4 bytes of a Standard MIDI File, and of one wrapped in RIFF (RMID), which mido reads."""
 
 
 class ScoreRepairWarning(UserWarning):
@@ -62,6 +64,11 @@ def read_midi(path: str | Path) -> pretty_midi.PrettyMIDI:
         If the file holds no notes, or only drum-kit notes.
     """
     path = require_file(path)
+    with open(path, "rb") as head:
+        magic = head.read(4)
+    if magic not in MIDI_MAGICS:
+        found = "it is empty" if not magic else f"it starts with {magic!r}"
+        raise MidiReadError(f"is not a MIDI file: no MIDI header ('MThd'; {found})", path)
     try:
         midi_file = mido.MidiFile(filename=str(path))
     except Exception as exc:  # noqa: BLE001 - mido: OSError, EOFError, ValueError, KeyError, ...

@@ -93,10 +93,10 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
         other = [k for k in other if k != "bank_floor_db"]
     if other:
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
-    if any(k in CLASSIFIER_INPUT_FIELDS for k in differ):
+    new_input = [k for k in differ if k in CLASSIFIER_INPUT_FIELDS]
+    if new_input:
         warnings.warn(f"--init-from {init_from}: its instrument classifier now reads another input "
-                      f"({', '.join(k for k in differ if k in CLASSIFIER_INPUT_FIELDS)}); it starts "
-                      "from its trained weights", stacklevel=3)
+                      f"({', '.join(new_input)}); it starts from its trained weights", stacklevel=3)
     if any(k in CLASSIFIER_FIELDS for k in differ):
         widths = (previous.classifier_scale, config.classifier_scale)
         only_width = [k for k in differ if k in CLASSIFIER_FIELDS] == ["classifier_width"]

@@ -132,9 +132,11 @@ def _descend(loss: Callable[[], torch.Tensor], optimizer: torch.optim.Optimizer,
     return before, float(loss().detach())
 
 
-def test_the_classifier_alone_learns_the_instruments_of_real_chunks(tiny_pieces):
+@pytest.mark.parametrize("network", ["strided", "mel_cnn"])
+def test_the_classifier_alone_learns_the_instruments_of_real_chunks(tiny_pieces, network):
     torch.manual_seed(0)
-    config = get_preset("cpu", **TINY, learning_rate=3e-3)
+    mel = {"classifier_network": "mel_cnn", "classifier_width": 0.5}
+    config = get_preset("cpu", **TINY, learning_rate=3e-3, **(mel if network == "mel_cnn" else {}))
     chunks = OrganChunks(tiny_pieces, config)
     batch = torch.utils.data.default_collate([chunks[i] for i in range(0, 8 * 5, 5)])
     module = OrganModule(config, label_counts=chunks.label_counts().tolist(), n_chunks=len(chunks),
@@ -143,7 +145,9 @@ def test_the_classifier_alone_learns_the_instruments_of_real_chunks(tiny_pieces)
     discriminator = module.model.discriminator
     parameters = module.classifier_parameters()
     ids = {id(p) for p in parameters}
-    assert ids == {id(p) for m in (discriminator.classifier_features, discriminator.classifier) for p in m.parameters()}
+    own = (discriminator.mel_classifier,) if network == "mel_cnn" else (discriminator.classifier_features,
+                                                                          discriminator.classifier)
+    assert ids == {id(p) for m in own for p in m.parameters()}
     frozen = [*module.model.generator.parameters(), *discriminator.trunk.parameters(), *discriminator.patch_head.parameters()]
     assert frozen and not ids & {id(p) for p in frozen}
     optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)

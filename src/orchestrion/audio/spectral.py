@@ -454,6 +454,8 @@ class MelScale(nn.Module):
     fmin, fmax : band edges in Hz (fmax default: sample_rate / 2).
     htk : HTK mel formula instead of Slaney's.
     norm : "slaney" (area normalisation), None, or a p-norm as in librosa.
+    persistent : keep the two buffers in the state dict (False: rebuilt from the arguments,
+        for a model that should not store them).
     """
 
     filterbank: Tensor
@@ -468,6 +470,7 @@ class MelScale(nn.Module):
         fmax: float | None = None,
         htk: bool = False,
         norm: str | float | None = "slaney",
+        persistent: bool = True,
     ) -> None:
         super().__init__()
         if not sample_rate or sample_rate <= 0:
@@ -492,8 +495,9 @@ class MelScale(nn.Module):
             norm=norm, dtype=np.float64,
         )
         bank64 = torch.from_numpy(bank)
-        self.register_buffer("filterbank", bank64.to(torch.float32))
-        self.register_buffer("pseudo_inverse", torch.linalg.pinv(bank64).to(torch.float32))
+        self.register_buffer("filterbank", bank64.to(torch.float32), persistent=persistent)
+        self.register_buffer("pseudo_inverse", torch.linalg.pinv(bank64).to(torch.float32),
+                             persistent=persistent)
 
     @property
     def n_freq(self) -> int:

@@ -96,6 +96,7 @@ from orchestrion.systems.organ.encoding import (
     slots_playing,
 )
 from orchestrion.systems.organ.harmonic_output import HarmonicOutput
+from orchestrion.systems.organ.mel_classifier import MelClassifier
 from orchestrion.systems.organ.note_bank import NoteBank
 from orchestrion.systems.organ.presets import (
     CLASSIFIER_INPUTS,
@@ -467,6 +468,11 @@ class Discriminator(nn.Module):
     classifier_db_range : float
         0: the classifier reads the log-power as given. R > 0: it reads
         :func:`relative_db` of it (dB re each item's loudest bin, R dB deep). Default 0.
+    mel_classifier : MelClassifier or None
+        A mel-band classifier (``classifier`` and ``classifier_input="spectrogram"`` only).
+    strided_classifier : bool
+        Build the strided stack too (default True); with both, the logits are averaged.
+        Without it, the classifier fields above do not apply.
 
     Shapes
     ------
@@ -489,6 +495,8 @@ class Discriminator(nn.Module):
         classifier_context: int = 0,
         classifier_max_pooling: bool = False,
         classifier_db_range: float = 0.0,
+        mel_classifier: MelClassifier | None = None,
+        strided_classifier: bool = True,
     ) -> None:
         super().__init__()
         for name, value, choices in (("classifier_input", classifier_input, CLASSIFIER_INPUTS),
@@ -520,7 +528,12 @@ class Discriminator(nn.Module):
         if classifier_db_range and not (classifier and classifier_input == "spectrogram"):
             raise ConfigError("classifier_db_range applies to a classifier on the spectrogram only")
         self.classifier_db_range = float(classifier_db_range)
-        if classifier:
+        if mel_classifier is not None and not (classifier and classifier_input == "spectrogram"):
+            raise ConfigError("a mel classifier needs classifier=True and classifier_input 'spectrogram'")
+        if classifier and not strided_classifier and mel_classifier is None:
+            raise ConfigError("a discriminator without the strided classifier needs a mel classifier")
+        self.mel_classifier = mel_classifier
+        if classifier and strided_classifier:
             if classifier_input == "spectrogram":
                 scale = width_multiplier if classifier_width is None else classifier_width
                 own = [(max(1, round(f * scale)), k, s) for f, k, s in self.layers[:-1]]
@@ -561,9 +574,14 @@ class Discriminator(nn.Module):
         features = self.trunk(joint)
         patch_logits = self.patch_head(features)
         instrument_logits = None
-        if self.classifier is not None:
+        if self.has_classifier:
             instrument_logits = self.classify(spectrogram, features)
         return DiscriminatorOutput(patch_logits, instrument_logits)
+
+    @property
+    def has_classifier(self) -> bool:
+        """It names instruments (strided or mel classifier)."""
+        return self.classifier is not None or self.mel_classifier is not None
 
     def classify(self, spectrogram: Tensor, trunk_features: Tensor | None = None) -> Tensor:
         """Instrument logits (B, n_classes) of spectrograms (B, 1, F, T).
@@ -571,8 +589,12 @@ class Discriminator(nn.Module):
         A ``"joint"`` classifier reads the patch trunk's features of (spectrogram, roll):
         pass them as `trunk_features`; a ``"spectrogram"`` one computes its own (and ignores them).
         """
-        if self.classifier is None:
+        if not self.has_classifier:
             raise ConfigError("this discriminator was built without an instrument classifier")
+        mel_logits = None if self.mel_classifier is None else self.mel_classifier(spectrogram)
+        if self.classifier is None:
+            assert mel_logits is not None
+            return mel_logits
         if self.classifier_features is not None:
             if self.classifier_db_range:
                 spectrogram = relative_db(spectrogram, self.classifier_db_range)
@@ -587,11 +609,16 @@ class Discriminator(nn.Module):
         logits = self.classifier(features.mean(dim=axes).flatten(1))
         if self.classifier_max is not None:
             logits = logits + self.classifier_max(features.amax(dim=axes).flatten(1))
-        return logits
+        return logits if mel_logits is None else (logits + mel_logits) / 2
 
 
-CLASSIFIER_WEIGHTS = ("discriminator.classifier_features.", "discriminator.classifier_context.",
-                      "discriminator.classifier.", "discriminator.classifier_max.")
+CLASSIFIER_PART_WEIGHTS = {
+    "strided": ("discriminator.classifier_features.", "discriminator.classifier_context.",
+                "discriminator.classifier.", "discriminator.classifier_max."),
+    "mel_cnn": ("discriminator.mel_classifier.",),
+}
+"""Names of each classifier network's weights in an `OrganModel` state dict."""
+CLASSIFIER_WEIGHTS = CLASSIFIER_PART_WEIGHTS["strided"] + CLASSIFIER_PART_WEIGHTS["mel_cnn"]
 """Names of the instrument classifier's weights in an `OrganModel` state dict."""
 
 GENERATOR_STATE = ("encoding.", "generator.", "harmonic_output.", "note_bank.")
@@ -673,7 +700,18 @@ class OrganModel(nn.Module):
                 classifier_context=config.classifier_context,
                 classifier_max_pooling=config.classifier_max_pooling,
                 classifier_db_range=config.classifier_db_range,
+                mel_classifier=self._mel_classifier(config),
+                strided_classifier="strided" in config.classifier_parts,
             )
+
+    @staticmethod
+    def _mel_classifier(config: OrganConfig) -> MelClassifier | None:
+        """The mel classifier `config` asks for (``classifier_network`` "mel_cnn" or "both"), else None."""
+        if not (config.uses_classifier and "mel_cnn" in config.classifier_parts):
+            return None
+        width = 1.0 if config.classifier_width is None else config.classifier_width
+        return MelClassifier(config.sample_rate, config.n_fft, config.n_slots, n_mels=config.classifier_mels,
+                             base_width=max(1, round(16 * width)), range_db=config.classifier_mel_db_range)
 
     @classmethod
     def from_config(cls, config: OrganConfig) -> OrganModel:

@@ -40,11 +40,12 @@ GAN_LOSSES = ("bce", "lsgan")
 REGIMES = ("single", "transfer", "multi")
 CLASSIFIER_INPUTS = ("spectrogram", "joint")
 CLASSIFIER_POOLINGS = ("global", "time")
+CLASSIFIER_NETWORKS = ("strided", "mel_cnn", "both")
 CLASSIFIER_PART_SAMPLINGS = ("natural", "balanced")
-CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width")
+CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width", "classifier_network", "classifier_mels")
 """Fields that shape only the instrument classifier: a model may be continued
 (``init_from``) under other values of these, with a freshly initialised classifier."""
-CLASSIFIER_INPUT_FIELDS = ("classifier_db_range",)
+CLASSIFIER_INPUT_FIELDS = ("classifier_db_range", "classifier_mel_db_range")
 """Fields that change what the instrument classifier reads, not its weights: a model may be
 continued (``init_from``) under other values of these, its classifier from its weights."""
 ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections",
@@ -221,6 +222,18 @@ class OrganConfig:
         a quiet part's upper partials read as silence and the answers depend on the level.
         R > 0: it reads the power in dB re each chunk's loudest bin, floored at -R dB and
         divided by 10 (values 0 .. R / 10): deaf to the overall level, R dB deep.
+    classifier_network : {"strided", "mel_cnn", "both"}
+        ``"strided"`` (the seed's): the variant's stride-2 layers, shaped by the fields
+        above. ``"mel_cnn"``: :class:`~orchestrion.systems.organ.mel_classifier.MelClassifier`,
+        mel bands in dB re each chunk's peak through four VGG blocks of widths
+        ``16 w .. 128 w`` (w = `classifier_width`, default 1), pooled by mean and maximum
+        over frames; the strided stack's fields (pooling, context, max pooling, dB range)
+        do not apply, and the last three must stay off. ``"both"``: the two, their logits
+        averaged (they err on different chunks).
+    classifier_mels : int
+        Mel bands of the mel classifier (a multiple of 8).
+    classifier_mel_db_range : float
+        dB below each chunk's loudest mel band that the mel classifier reads (> 0).
 
     Losses
     ------
@@ -330,6 +343,9 @@ class OrganConfig:
     classifier_context: int = 0
     classifier_max_pooling: bool = False
     classifier_db_range: float = 0.0
+    classifier_network: str = "strided"
+    classifier_mels: int = 128
+    classifier_mel_db_range: float = 80.0
     # losses
     gan_loss: str = "bce"
     adversarial_weight: float = 1.0
@@ -457,6 +473,11 @@ class OrganConfig:
         number("classifier_db_range", positive=False)
         if self.classifier_db_range and self.classifier_input != "spectrogram":
             raise ConfigError("classifier_db_range applies to classifier_input 'spectrogram' only")
+        one_of("classifier_network", CLASSIFIER_NETWORKS)
+        whole("classifier_mels", 8)
+        number("classifier_mel_db_range", positive=True)
+        if self.classifier_network != "strided":
+            self._check_mel_classifier()
         number("bank_age_s", positive=True)
         floor = self.bank_floor_db
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor):
@@ -562,6 +583,22 @@ class OrganConfig:
             return self.depth
         shorter = min(_next_power_of_two(self.n_bins - 1), _next_power_of_two(self.chunk_frames))
         return max(1, int(math.floor(math.log2(max(shorter // self.min_size, 1)))))
+
+    def _check_mel_classifier(self) -> None:
+        """ConfigError for fields a classifier network with a mel part cannot take."""
+        network = self.classifier_network
+        if self.classifier_input != "spectrogram":
+            raise ConfigError(f"classifier_network {network!r} reads the spectrogram: it needs classifier_input 'spectrogram'")
+        if self.classifier_mels % 8:
+            raise ConfigError(f"classifier_mels must be a multiple of 8, got {self.classifier_mels!r}")
+        if network == "mel_cnn" and (self.classifier_context or self.classifier_max_pooling or self.classifier_db_range):
+            raise ConfigError("classifier_context, classifier_max_pooling and classifier_db_range are for the strided "
+                              "classifier; turn them off for classifier_network 'mel_cnn' (or use 'both')")
+
+    @property
+    def classifier_parts(self) -> tuple[str, ...]:
+        """The classifier networks built: ``("strided",)``, ``("mel_cnn",)`` or both."""
+        return ("strided", "mel_cnn") if self.classifier_network == "both" else (self.classifier_network,)
 
     @property
     def uses_discriminator(self) -> bool:

@@ -29,7 +29,7 @@ from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.systems.organ.classifier_data import ClassifierDraws, ClassifierMixes
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
 from orchestrion.systems.organ.grow import grow_classifier
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, OrganModel
+from orchestrion.systems.organ.model import CLASSIFIER_PART_WEIGHTS, CLASSIFIER_WEIGHTS, OrganModel
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
 from orchestrion.systems.organ.note_bank import BankEstimate, estimate_note_bank
 from orchestrion.systems.organ.presets import (
@@ -84,6 +84,8 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
     added = [k for k in differ if k in ADDED_WEIGHT_FIELDS and wanted.get(k) and not before.get(k)]
     kept = CLASSIFIER_FIELDS + CLASSIFIER_INPUT_FIELDS + TRAINING_FIELDS
+    if "strided" not in set(previous.classifier_parts) & set(config.classifier_parts):
+        kept += ("classifier_context", "classifier_max_pooling")  # no strided stack is carried over
     other = [k for k in differ if k not in kept and k not in added]
     fresh = tuple(ADDED_WEIGHT_FIELDS[k] for k in added)
     if config.output_prior == "bank" and previous.output_prior != "bank":  # the bank is estimated afresh
@@ -93,21 +95,30 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
         other = [k for k in other if k != "bank_floor_db"]
     if other:
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
+    reshaped = [k for k in differ if k in CLASSIFIER_FIELDS]
+    if reshaped == ["classifier_network"]:  # a network present before and after keeps its weights
+        kept_parts = set(previous.classifier_parts) & set(config.classifier_parts)
+        new_parts = [part for part in config.classifier_parts if part not in kept_parts]
+        warnings.warn(f"--init-from {init_from}: its instrument classifier becomes {config.classifier_network!r}"
+                      + (f"; the {' and '.join(new_parts)} part starts fresh" if new_parts else "")
+                      + (f"; the {' and '.join(sorted(kept_parts))} part keeps its weights" if kept_parts else ""),
+                      stacklevel=3)
+        return fresh + tuple(prefix for part, prefixes in CLASSIFIER_PART_WEIGHTS.items()
+                             if part not in kept_parts for prefix in prefixes)
+    widths = (previous.classifier_scale, config.classifier_scale)
+    grows = reshaped == ["classifier_width"] and config.classifier_network == "strided"  # only the strided stack grows
+    if reshaped and not (grows and widths[1] >= widths[0]):
+        warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
+                      "the classifier starts fresh", stacklevel=3)
+        return fresh + CLASSIFIER_WEIGHTS
     new_input = [k for k in differ if k in CLASSIFIER_INPUT_FIELDS]
     if new_input:
         warnings.warn(f"--init-from {init_from}: its instrument classifier now reads another input "
                       f"({', '.join(new_input)}); it starts from its trained weights", stacklevel=3)
-    if any(k in CLASSIFIER_FIELDS for k in differ):
-        widths = (previous.classifier_scale, config.classifier_scale)
-        only_width = [k for k in differ if k in CLASSIFIER_FIELDS] == ["classifier_width"]
-        if not (only_width and widths[1] >= widths[0]):
-            warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
-                          "the classifier starts fresh", stacklevel=3)
-            fresh += CLASSIFIER_WEIGHTS
-        elif widths[1] > widths[0]:  # equal: the same width, once implicit and once set
-            warnings.warn(f"--init-from {init_from}: its instrument classifier grows from width "
-                          f"{widths[0]:g} to {widths[1]:g} (it names instruments as before at first)",
-                          stacklevel=3)
+    if reshaped and widths[1] > widths[0]:  # equal: the same width, once implicit and once set
+        warnings.warn(f"--init-from {init_from}: its instrument classifier grows from width "
+                      f"{widths[0]:g} to {widths[1]:g} (it names instruments as before at first)",
+                      stacklevel=3)
     return fresh
 
 

@@ -1,0 +1,107 @@
+"""The mel-band instrument classifier (``classifier_network="mel_cnn"``).
+
+The strided classifier (the seed's) halves the spectrogram's 16 Hz bin grid in its first
+convolution, so the partials of low instruments merge before it can tell them apart, and it
+reads the log-power ``ln(1 + |X|^2)`` whose knee hides all but the top ~30 dB of a chunk.
+This one reads what timbre classifiers in the literature read:
+
+1. **Front end** (no weights): the power spectrum through a mel filterbank (Slaney, from
+   30 Hz; 128 bands keep the bins' resolution below ~500 Hz and pool the highs), then dB re
+   each chunk's loudest band, `range_db` deep (deaf to the overall level), centred on 0.
+2. **VGG stack**: four blocks of two 3x3 convolutions (BatchNorm, ReLU), widths
+   ``w, 2w, 4w, 8w``, each of the first three followed by 2x2 max pooling.
+3. **Head**: each frame's (channels x mel rows) features -> 256 by a 1x1 convolution
+   (BatchNorm, ReLU); their mean and maximum over frames (a part that sounds in a few
+   frames of a chunk sets the maximum) -> dropout -> one logit per slot.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from orchestrion.audio.spectral import MelScale
+from orchestrion.errors import ConfigError
+from orchestrion.metrics.audio import power_db_image
+
+MEL_FMIN_HZ = 30.0
+"""Lowest mel band edge: below the lowest note of the vocabulary (a double bass's E1, 41 Hz)."""
+POOLED_BLOCKS = 3
+"""VGG blocks followed by 2x2 max pooling (the last is not)."""
+EMBEDDING = 256
+"""Width of the per-frame embedding the head pools."""
+HEAD_DROPOUT = 0.3
+"""Dropout before the linear layer, in training only."""
+
+
+def _vgg_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Two 3x3 Conv -> BatchNorm -> ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class MelClassifier(nn.Module):
+    """Multi-hot instrument logits from log-power spectrograms.
+
+    Parameters
+    ----------
+    sample_rate, n_fft : the spectrogram's STFT (Hz, samples).
+    n_classes : instrument slots.
+    n_mels : mel bands; a multiple of 8 (the three poolings halve it).
+    base_width : channels of the first block (``w``).
+    range_db : dB below each chunk's loudest band that the front end keeps.
+
+    Shapes
+    ------
+    forward(S): (B, 1, n_fft // 2 + 1, T) log-power ``ln(1 + |X|^2)`` -> (B, n_classes).
+    T must be at least 8 frames.
+    """
+
+    def __init__(self, sample_rate: int, n_fft: int, n_classes: int, n_mels: int = 128,
+                 base_width: int = 16, range_db: float = 80.0) -> None:
+        super().__init__()
+        if n_mels < 8 or n_mels % 8:
+            raise ConfigError(f"the mel classifier needs a multiple of 8 mel bands, got {n_mels!r}")
+        if range_db <= 0:
+            raise ConfigError(f"the mel classifier reads dB re each chunk's peak: range_db must be > 0, got {range_db!r}")
+        self.mel = MelScale(sample_rate, n_fft, n_mels, fmin=MEL_FMIN_HZ, persistent=False)
+        self.range_db = float(range_db)
+        widths = [base_width * 2**i for i in range(POOLED_BLOCKS + 1)]
+        self.blocks = nn.ModuleList(
+            _vgg_block(c_in, c_out) for c_in, c_out in zip([1, *widths[:-1]], widths, strict=True)
+        )
+        rows = n_mels // 2**POOLED_BLOCKS
+        self.embed = nn.Sequential(
+            nn.Conv1d(widths[-1] * rows, EMBEDDING, 1, bias=False),
+            nn.BatchNorm1d(EMBEDDING),
+            nn.ReLU(inplace=True),
+        )
+        self.head = nn.Sequential(nn.Dropout(HEAD_DROPOUT), nn.Linear(2 * EMBEDDING, n_classes))
+
+    def front(self, log_power: Tensor) -> Tensor:
+        """(B, 1, F, T) log-power -> (B, 1, n_mels, T) mel dB re each item's loudest band, in
+        [-range_db / 40, range_db / 40] (the loudest band at the top)."""
+        mel = self.mel(torch.expm1(log_power.clamp_min(0.0)))
+        peak = mel.amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(mel.dtype).tiny)
+        return (power_db_image(mel, peak, self.range_db) - 0.5) * (self.range_db / 20.0)
+
+    def forward(self, log_power: Tensor) -> Tensor:
+        if log_power.dim() != 4 or log_power.shape[1] != 1 or log_power.shape[-1] < 2**POOLED_BLOCKS:
+            raise ConfigError("the mel classifier takes log-power spectrograms (batch, 1, bins, frames) "
+                              f"of at least {2**POOLED_BLOCKS} frames; got {tuple(log_power.shape)}")
+        x = self.front(log_power).contiguous(memory_format=torch.channels_last)
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i < POOLED_BLOCKS:
+                x = F.max_pool2d(x, 2)
+        batch, channels, rows, frames = x.shape
+        frames_features = self.embed(x.reshape(batch, channels * rows, frames))
+        pooled = torch.cat([frames_features.mean(dim=-1), frames_features.amax(dim=-1)], dim=1)
+        return self.head(pooled)

@@ -58,6 +58,7 @@ __all__ = [
     "AudioComparison",
     "ProtocolPair",
     "power_db_image",
+    "peak_db_image",
     "protocol_pair",
     "power_spectrogram",
     "db_image",
@@ -188,6 +189,13 @@ def power_db_image(power: Tensor, peak: float | Tensor, range_db: float = DB_IMA
     # Relative floor well below the clip, so log10 never sees 0 (the result is unaffected).
     ratio = (power / peak).clamp(min=10.0 ** (-(range_db + 20.0) / 10.0))
     return ((10.0 * torch.log10(ratio) + range_db) / range_db).clamp(0.0, 1.0)
+
+
+def peak_db_image(power: Tensor, range_db: float = DB_IMAGE_RANGE_DB) -> Tensor:
+    """:func:`power_db_image` of a batch of power images (..., F, T), each item against its own
+    loudest cell (so the same image at any level gives the same values)."""
+    peak = power.amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(power.dtype).tiny)
+    return power_db_image(power, peak, range_db)
 
 
 def mr_stft_distance(

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from orchestrion.audio.spectral import MelScale
 from orchestrion.errors import ConfigError
-from orchestrion.metrics.audio import power_db_image
+from orchestrion.metrics.audio import peak_db_image
 
 MEL_FMIN_HZ = 30.0
 """Lowest mel band edge: below the lowest note of the vocabulary (a double bass's E1, 41 Hz)."""
@@ -89,8 +89,7 @@ class MelClassifier(nn.Module):
         """(B, 1, F, T) log-power -> (B, 1, n_mels, T) mel dB re each item's loudest band, in
         [-range_db / 40, range_db / 40] (the loudest band at the top)."""
         mel = self.mel(torch.expm1(log_power.clamp_min(0.0)))
-        peak = mel.amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(mel.dtype).tiny)
-        return (power_db_image(mel, peak, self.range_db) - 0.5) * (self.range_db / 20.0)
+        return (peak_db_image(mel, self.range_db) - 0.5) * (self.range_db / 20.0)
 
     def forward(self, log_power: Tensor) -> Tensor:
         if log_power.dim() != 4 or log_power.shape[1] != 1 or log_power.shape[-1] < 2**POOLED_BLOCKS:

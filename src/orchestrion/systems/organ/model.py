@@ -77,7 +77,7 @@ from torch import Tensor, nn
 
 from orchestrion.audio.phase import spectral_convergence
 from orchestrion.errors import ConfigError
-from orchestrion.metrics.audio import MR_STFT_LOG_EPS, power_db_image
+from orchestrion.metrics.audio import MR_STFT_LOG_EPS, peak_db_image
 from orchestrion.nn.adversarial import AdversarialLoss, WeightedMultiHotBCE
 from orchestrion.nn.blocks import (
     FrequencyContext,
@@ -417,9 +417,7 @@ def relative_db(log_power: Tensor, range_db: float) -> Tensor:
     """Log-power ``ln(1 + |X|^2)`` (B, 1, F, T) -> its power in dB re each item's loudest
     bin, floored at -`range_db`, over 10 dB: values in [0, range_db / 10], the loudest bin
     at the top. The same audio at any level gives the same values."""
-    power = torch.expm1(log_power.clamp_min(0.0))
-    peak = power.amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(power.dtype).tiny)
-    return power_db_image(power, peak, range_db) * (range_db / 10.0)
+    return peak_db_image(torch.expm1(log_power.clamp_min(0.0)), range_db) * (range_db / 10.0)
 
 
 def _conv_stack(in_channels: int, layers: Sequence[LayerSpec]) -> tuple[nn.Sequential, int]:
@@ -591,10 +589,14 @@ class Discriminator(nn.Module):
         """
         if not self.has_classifier:
             raise ConfigError("this discriminator was built without an instrument classifier")
-        mel_logits = None if self.mel_classifier is None else self.mel_classifier(spectrogram)
-        if self.classifier is None:
-            assert mel_logits is not None
-            return mel_logits
+        logits = [] if self.classifier is None else [self._strided_logits(spectrogram, trunk_features)]
+        if self.mel_classifier is not None:
+            logits.append(self.mel_classifier(spectrogram))
+        return logits[0] if len(logits) == 1 else sum(logits) / len(logits)
+
+    def _strided_logits(self, spectrogram: Tensor, trunk_features: Tensor | None) -> Tensor:
+        """Logits of the strided classifier (its own stack, or the patch trunk's features)."""
+        assert self.classifier is not None
         if self.classifier_features is not None:
             if self.classifier_db_range:
                 spectrogram = relative_db(spectrogram, self.classifier_db_range)
@@ -609,7 +611,7 @@ class Discriminator(nn.Module):
         logits = self.classifier(features.mean(dim=axes).flatten(1))
         if self.classifier_max is not None:
             logits = logits + self.classifier_max(features.amax(dim=axes).flatten(1))
-        return logits if mel_logits is None else (logits + mel_logits) / 2
+        return logits
 
 
 CLASSIFIER_PART_WEIGHTS = {

@@ -84,7 +84,8 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
     added = [k for k in differ if k in ADDED_WEIGHT_FIELDS and wanted.get(k) and not before.get(k)]
     kept = CLASSIFIER_FIELDS + CLASSIFIER_INPUT_FIELDS + TRAINING_FIELDS
-    if "strided" not in set(previous.classifier_parts) & set(config.classifier_parts):
+    shared_parts = set(previous.classifier_parts) & set(config.classifier_parts)
+    if "strided" not in shared_parts:
         kept += ("classifier_context", "classifier_max_pooling")  # no strided stack is carried over
     other = [k for k in differ if k not in kept and k not in added]
     fresh = tuple(ADDED_WEIGHT_FIELDS[k] for k in added)
@@ -97,14 +98,13 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
     reshaped = [k for k in differ if k in CLASSIFIER_FIELDS]
     if reshaped == ["classifier_network"]:  # a network present before and after keeps its weights
-        kept_parts = set(previous.classifier_parts) & set(config.classifier_parts)
-        new_parts = [part for part in config.classifier_parts if part not in kept_parts]
+        new_parts = [part for part in config.classifier_parts if part not in shared_parts]
         warnings.warn(f"--init-from {init_from}: its instrument classifier becomes {config.classifier_network!r}"
                       + (f"; the {' and '.join(new_parts)} part starts fresh" if new_parts else "")
-                      + (f"; the {' and '.join(sorted(kept_parts))} part keeps its weights" if kept_parts else ""),
+                      + (f"; the {' and '.join(sorted(shared_parts))} part keeps its weights" if shared_parts else ""),
                       stacklevel=3)
         return fresh + tuple(prefix for part, prefixes in CLASSIFIER_PART_WEIGHTS.items()
-                             if part not in kept_parts for prefix in prefixes)
+                             if part not in shared_parts for prefix in prefixes)
     widths = (previous.classifier_scale, config.classifier_scale)
     grows = reshaped == ["classifier_width"] and config.classifier_network == "strided"  # only the strided stack grows
     if reshaped and not (grows and widths[1] >= widths[0]):

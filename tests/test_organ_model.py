@@ -503,6 +503,21 @@ def test_cosine_schedule_falls_from_the_rate_to_its_final_fraction() -> None:
     assert get_preset("cpu", learning_rate=1e-3).learning_rate_at(0.9) == 1e-3
 
 
+def test_warmup_rises_from_zero_then_hands_over_to_the_schedule() -> None:
+    config = get_preset("cpu", learning_rate=1e-3, lr_schedule="cosine", lr_final_fraction=0.1,
+                        lr_warmup_fraction=0.2)
+    assert config.learning_rate_at(0.0) == 0.0
+    assert config.learning_rate_at(0.1) == pytest.approx(5e-4)  # half-way up the ramp
+    assert config.learning_rate_at(0.2) == pytest.approx(1e-3)  # the cosine starts at the top
+    assert config.learning_rate_at(0.6) == pytest.approx(0.5 * (1e-3 + 1e-4))  # cosine half-way
+    assert config.learning_rate_at(1.0) == pytest.approx(1e-4)
+    flat = get_preset("cpu", learning_rate=1e-3, lr_warmup_fraction=0.5)
+    assert flat.learning_rate_at(0.25) == pytest.approx(5e-4) and flat.learning_rate_at(0.75) == 1e-3
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ConfigError, match="lr_warmup_fraction"):
+            get_preset("cpu", lr_warmup_fraction=bad)
+
+
 def test_config_round_trips_through_json() -> None:
     layers = ((8, 4, 2), (16, 4, 1), (1, 4, 1))
     config = get_preset("cpu", discriminator_layers=layers, regime="transfer")

@@ -64,7 +64,7 @@ TRAINING_FIELDS = (
     "discriminator_adversarial_factor", "db_floor",
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
     "regime", "transfer_switch_fraction", "dropout", "lr_schedule", "lr_final_fraction",
-    "ema_decay", "partials_lr_factor", "age_lr_factor",
+    "lr_warmup_fraction", "ema_decay", "partials_lr_factor", "age_lr_factor",
     "classifier_part_sampling", "classifier_remix", "classifier_part_gain_db",
 )
 """Fields of the losses, the optimiser, the chunks drawn and the generator's dropout rate, not
@@ -273,6 +273,11 @@ class OrganConfig:
         step to ``lr_final_fraction * learning_rate`` at the run's last step (``--max-steps``).
     lr_final_fraction : float
         The cosine schedule's last rate, as a fraction of `learning_rate`.
+    lr_warmup_fraction : float
+        Fraction of the run, in [0, 1), over which the rate first rises linearly from 0 to
+        `learning_rate` (0, the default: no warm-up); the schedule then runs over the rest.
+        It keeps Adam's first large steps, before its moment estimates settle, off weights
+        that are already trained (e.g. ``--classifier-only`` from a shipped model).
     partials_lr_factor : float
         The learned lobes' Adam rate as a multiple of the generator's (they are
         log-corrections, one per bin, each seen by few chunks).
@@ -363,6 +368,7 @@ class OrganConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     lr_schedule: str = "constant"
     lr_final_fraction: float = 0.05
+    lr_warmup_fraction: float = 0.0
     ema_decay: float = 0.0
     partials_lr_factor: float = 20.0
     age_lr_factor: float = 1.0
@@ -398,9 +404,13 @@ class OrganConfig:
 
     def learning_rate_at(self, progress: float) -> float:
         """The Adam rate a fraction `progress` (0 = first step, 1 = last) into the run."""
+        fraction = min(max(progress, 0.0), 1.0)
+        warmup = self.lr_warmup_fraction
+        if fraction < warmup:
+            return self.learning_rate * fraction / warmup
         if self.lr_schedule == "constant":
             return self.learning_rate
-        fraction = min(max(progress, 0.0), 1.0)
+        fraction = (fraction - warmup) / (1 - warmup)
         final = self.lr_final_fraction
         return self.learning_rate * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * fraction)))
 
@@ -450,6 +460,9 @@ class OrganConfig:
         one_of("lr_schedule", LR_SCHEDULES)
         if not 0.0 <= self.lr_final_fraction <= 1.0:
             raise ConfigError(f"lr_final_fraction must be in [0, 1], got {self.lr_final_fraction!r}")
+        if isinstance(self.lr_warmup_fraction, bool) or not isinstance(self.lr_warmup_fraction, (int, float)) \
+                or not 0.0 <= self.lr_warmup_fraction < 1.0:
+            raise ConfigError(f"lr_warmup_fraction must be in [0, 1) (0 = none), got {self.lr_warmup_fraction!r}")
         if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) \
                 or not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay!r}")

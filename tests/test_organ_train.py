@@ -168,6 +168,13 @@ def test_classifier_only_needs_a_classifier_on_the_spectrogram():
         OrganModule(get_preset("cpu", **TINY, instrument_weight=0.0), classifier_only=True)
 
 
+def test_a_warmup_needs_the_runs_length():
+    """Without it the run's progress stays 0 and the warm-up would hold the rate at 0."""
+    with pytest.raises(ConfigError, match="lr_warmup_fraction"):
+        OrganModule(get_preset("cpu", **TINY, lr_warmup_fraction=0.1))
+    assert OrganModule(get_preset("cpu", **TINY, lr_warmup_fraction=0.1), total_steps=10).total_steps == 10
+
+
 def test_a_note_bank_starts_near_its_pieces_and_a_few_steps_lower_the_loss_further(tiny_pieces):
     from orchestrion.systems.organ.note_bank import estimate_note_bank
     from orchestrion.systems.organ.train import start_note_bank

@@ -77,6 +77,8 @@ class OrganModule(L.LightningModule):
         if label_counts is not None and config.uses_classifier:
             counts = torch.tensor(label_counts, dtype=torch.float32)
             self.loss.instrument.set_class_weights(class_weights_from_counts(counts, n_total=n_chunks))
+        if config.lr_warmup_fraction > 0 and total_steps <= 0:
+            raise ConfigError("lr_warmup_fraction needs the run's length (total_steps > 0) to ramp over")
         self.total_steps = total_steps
         self.generator_average: WeightAverage | None = None
         if config.ema_decay > 0 and not classifier_only:

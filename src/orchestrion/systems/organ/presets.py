@@ -428,6 +428,11 @@ class OrganConfig:
                 bound = "positive" if positive else ">= 0"
                 raise ConfigError(f"{name} must be a number {bound}, got {value!r}")
 
+        def below_one(name: str, zero_means: str) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1) (0 = {zero_means}), got {value!r}")
+
         def one_of(name: str, choices: tuple[str, ...]) -> None:
             value = getattr(self, name)
             if value not in choices:
@@ -460,12 +465,8 @@ class OrganConfig:
         one_of("lr_schedule", LR_SCHEDULES)
         if not 0.0 <= self.lr_final_fraction <= 1.0:
             raise ConfigError(f"lr_final_fraction must be in [0, 1], got {self.lr_final_fraction!r}")
-        if isinstance(self.lr_warmup_fraction, bool) or not isinstance(self.lr_warmup_fraction, (int, float)) \
-                or not 0.0 <= self.lr_warmup_fraction < 1.0:
-            raise ConfigError(f"lr_warmup_fraction must be in [0, 1) (0 = none), got {self.lr_warmup_fraction!r}")
-        if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) \
-                or not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay!r}")
+        below_one("lr_warmup_fraction", zero_means="none")
+        below_one("ema_decay", zero_means="off")
         one_of("gan_loss", GAN_LOSSES)
         one_of("classifier_input", CLASSIFIER_INPUTS)
         one_of("classifier_pooling", CLASSIFIER_POOLINGS)

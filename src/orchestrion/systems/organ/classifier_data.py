@@ -84,7 +84,9 @@ class ClassifierDraws(Sampler[tuple[Part, ...]]):
 
 
 class ClassifierMixes(Dataset):
-    """The chunk of a draw: ``audio`` (the parts' sum) and ``instruments`` (their slots, multi-hot)."""
+    """The chunk of a draw: ``audio`` (the parts' sum), ``instruments`` (their slots,
+    multi-hot) and, for a classifier with the pitch hint, ``roll`` (their notes, as in
+    :class:`OrganChunks`)."""
 
     def __init__(self, chunks: OrganChunks) -> None:
         self.chunks = chunks
@@ -95,8 +97,15 @@ class ClassifierMixes(Dataset):
     def __getitem__(self, draw: tuple[Part, ...]) -> dict[str, torch.Tensor]:
         chunks = self.chunks
         audio = sum(chunks.part_audio(p, k, start, gain) for p, k, start, gain in draw)
-        labels = np.zeros(chunks.config.n_slots, dtype=np.float32)
+        config = chunks.config
+        labels = np.zeros(config.n_slots, dtype=np.float32)
         for p, k, _, _ in draw:
             labels[chunks.pieces[p].slots[k]] = 1.0
-        return {"audio": torch.from_numpy(audio),  # float32: the stems' type
+        item = {"audio": torch.from_numpy(audio),  # float32: the stems' type
                 "instruments": torch.from_numpy(labels)}
+        if config.classifier_pitch_hint:
+            roll = np.zeros((config.n_slots, 128, config.chunk_frames), dtype=np.float32)
+            for p, k, start, _ in draw:
+                chunks.add_part_roll(roll, p, k, start)
+            item["roll"] = torch.from_numpy(roll)
+        return item

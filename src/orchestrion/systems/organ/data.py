@@ -169,8 +169,7 @@ class OrganChunks(Dataset):
         ages = np.full_like(roll, AGE_UNKNOWN) if lookback else None
         for k in parts:
             slot = piece.slots[k]
-            segment = piece.rolls[k, :, start:start + frames].astype(np.float32)
-            roll[slot, :, :segment.shape[-1]] = np.maximum(roll[slot, :, :segment.shape[-1]], segment)
+            self.add_part_roll(roll, p, k, start)
             onset = piece.onsets[k, :, start:start + frames]
             onsets[slot, :, :onset.shape[-1]] = np.maximum(onsets[slot, :, :onset.shape[-1]], onset)
             labels[slot] = 1.0
@@ -196,6 +195,14 @@ class OrganChunks(Dataset):
         if len(audio) < n_samples:  # only at a piece's end: elsewhere the slice is used as it is
             audio = np.pad(audio, (0, n_samples - len(audio)))
         return audio * np.float32(10 ** (gain_db / 20)) if gain_db else audio
+
+    def add_part_roll(self, roll: np.ndarray, p: int, k: int, start: int) -> None:
+        """Add part `k` of piece `p` over the chunk at frame `start` into `roll` (slots, 128,
+        chunk frames) on its slot, in place; a slot two parts share keeps the louder note."""
+        slot = self.pieces[p].slots[k]
+        segment = self.pieces[p].rolls[k, :, start:start + self.config.chunk_frames].astype(np.float32)
+        view = roll[slot, :, :segment.shape[-1]]
+        np.maximum(view, segment, out=view)
 
     def single_instrument_indices(self) -> list[int]:
         """Items that mix one part only (the `single` regime and `transfer`'s first stage)."""

@@ -10,7 +10,9 @@ This one reads what timbre classifiers in the literature read:
    each chunk's loudest band, `range_db` deep (deaf to the overall level), centred on 0.
 2. **VGG stack**: four blocks of two 3x3 convolutions (BatchNorm, ReLU), widths
    ``w, 2w, 4w, 8w``, each of the first three followed by 2x2 max pooling.
-3. **Head**: each frame's (channels x mel rows) features -> 256 by a 1x1 convolution
+3. **Pitch hint** (optional): the score's pitches with the instruments erased, as an image
+   on the spectrogram's bins, through the same front end as a second input channel.
+4. **Head**: each frame's (channels x mel rows) features -> 256 by a 1x1 convolution
    (BatchNorm, ReLU); their mean and maximum over frames (a part that sounds in a few
    frames of a chunk sets the maximum) -> dropout -> one logit per slot.
 """
@@ -57,15 +59,17 @@ class MelClassifier(nn.Module):
     n_mels : mel bands; a multiple of 8 (the three poolings halve it).
     base_width : channels of the first block (``w``).
     range_db : dB below each chunk's loudest band that the front end keeps.
+    pitch_hint : also read a pitch-hint image (see :meth:`Discriminator.pitch_hint`).
 
     Shapes
     ------
-    forward(S): (B, 1, n_fft // 2 + 1, T) log-power ``ln(1 + |X|^2)`` -> (B, n_classes).
+    forward(S, hint): (B, 1, n_fft // 2 + 1, T) log-power ``ln(1 + |X|^2)`` [and, with
+    `pitch_hint`, a (B, 1, n_fft // 2 + 1, T) hint >= 0] -> (B, n_classes).
     T must be at least 8 frames.
     """
 
     def __init__(self, sample_rate: int, n_fft: int, n_classes: int, n_mels: int = 128,
-                 base_width: int = 16, range_db: float = 80.0) -> None:
+                 base_width: int = 16, range_db: float = 80.0, pitch_hint: bool = False) -> None:
         super().__init__()
         if n_mels < 8 or n_mels % 8:
             raise ConfigError(f"the mel classifier needs a multiple of 8 mel bands, got {n_mels!r}")
@@ -73,9 +77,10 @@ class MelClassifier(nn.Module):
             raise ConfigError(f"the mel classifier reads dB re each chunk's peak: range_db must be > 0, got {range_db!r}")
         self.mel = MelScale(sample_rate, n_fft, n_mels, fmin=MEL_FMIN_HZ, persistent=False)
         self.range_db = float(range_db)
+        self.pitch_hint = bool(pitch_hint)
         widths = [base_width * 2**i for i in range(POOLED_BLOCKS + 1)]
         self.blocks = nn.ModuleList(
-            _vgg_block(c_in, c_out) for c_in, c_out in zip([1, *widths[:-1]], widths, strict=True)
+            _vgg_block(c_in, c_out) for c_in, c_out in zip([1 + self.pitch_hint, *widths[:-1]], widths, strict=True)
         )
         rows = n_mels // 2**POOLED_BLOCKS
         self.embed = nn.Sequential(
@@ -91,11 +96,17 @@ class MelClassifier(nn.Module):
         mel = self.mel(torch.expm1(log_power.clamp_min(0.0)))
         return (peak_db_image(mel, self.range_db) - 0.5) * (self.range_db / 20.0)
 
-    def forward(self, log_power: Tensor) -> Tensor:
+    def forward(self, log_power: Tensor, hint: Tensor | None = None) -> Tensor:
         if log_power.dim() != 4 or log_power.shape[1] != 1 or log_power.shape[-1] < 2**POOLED_BLOCKS:
             raise ConfigError("the mel classifier takes log-power spectrograms (batch, 1, bins, frames) "
                               f"of at least {2**POOLED_BLOCKS} frames; got {tuple(log_power.shape)}")
-        x = self.front(log_power).contiguous(memory_format=torch.channels_last)
+        x = self.front(log_power)
+        if self.pitch_hint:
+            if hint is None or hint.shape != log_power.shape:
+                raise ConfigError("this mel classifier reads a pitch hint shaped like its spectrogram "
+                                  f"{tuple(log_power.shape)}; got {None if hint is None else tuple(hint.shape)}")
+            x = torch.cat([x, self.front(torch.log1p(hint))], dim=1)  # the hint read as a power image
+        x = x.contiguous(memory_format=torch.channels_last)
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i < POOLED_BLOCKS:

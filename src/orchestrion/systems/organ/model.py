@@ -471,6 +471,10 @@ class Discriminator(nn.Module):
     strided_classifier : bool
         Build the strided stack too (default True); with both, the logits are averaged.
         Without it, the classifier fields above do not apply.
+    classifier_pitch_hint : bool
+        The strided classifier also reads :meth:`pitch_hint` (as ``ln(1 + hint)``) as a
+        second input channel (``classifier_input="spectrogram"`` only); give a mel classifier
+        built with ``pitch_hint`` alongside. Default False.
 
     Shapes
     ------
@@ -495,6 +499,7 @@ class Discriminator(nn.Module):
         classifier_db_range: float = 0.0,
         mel_classifier: MelClassifier | None = None,
         strided_classifier: bool = True,
+        classifier_pitch_hint: bool = False,
     ) -> None:
         super().__init__()
         for name, value, choices in (("classifier_input", classifier_input, CLASSIFIER_INPUTS),
@@ -531,12 +536,18 @@ class Discriminator(nn.Module):
         if classifier and not strided_classifier and mel_classifier is None:
             raise ConfigError("a discriminator without the strided classifier needs a mel classifier")
         self.mel_classifier = mel_classifier
+        if classifier_pitch_hint and not (classifier and classifier_input == "spectrogram"):
+            raise ConfigError("classifier_pitch_hint applies to a classifier on the spectrogram only")
+        if mel_classifier is not None and mel_classifier.pitch_hint != bool(classifier_pitch_hint):
+            raise ConfigError("the mel classifier and the discriminator disagree on the pitch hint")
+        self.classifier_pitch_hint = bool(classifier_pitch_hint)
+        self.n_classes = int(n_classes)
         if classifier and strided_classifier:
             if classifier_input == "spectrogram":
                 scale = width_multiplier if classifier_width is None else classifier_width
                 own = [(max(1, round(f * scale)), k, s) for f, k, s in self.layers[:-1]]
                 downsampling = [layer for layer in own if layer[2] > 1] or own[:1]
-                self.classifier_features, features = _conv_stack(1, downsampling)
+                self.classifier_features, features = _conv_stack(1 + self.classifier_pitch_hint, downsampling)
                 if classifier_context:
                     self.classifier_context = FrequencyContext(features, classifier_context, NEGATIVE_SLOPE)
             else:
@@ -573,7 +584,7 @@ class Discriminator(nn.Module):
         patch_logits = self.patch_head(features)
         instrument_logits = None
         if self.has_classifier:
-            instrument_logits = self.classify(spectrogram, features)
+            instrument_logits = self.classify(spectrogram, features, condition)
         return DiscriminatorOutput(patch_logits, instrument_logits)
 
     @property
@@ -581,25 +592,41 @@ class Discriminator(nn.Module):
         """It names instruments (strided or mel classifier)."""
         return self.classifier is not None or self.mel_classifier is not None
 
-    def classify(self, spectrogram: Tensor, trunk_features: Tensor | None = None) -> Tensor:
+    def classify(self, spectrogram: Tensor, trunk_features: Tensor | None = None,
+                 condition: Tensor | None = None) -> Tensor:
         """Instrument logits (B, n_classes) of spectrograms (B, 1, F, T).
 
         A ``"joint"`` classifier reads the patch trunk's features of (spectrogram, roll):
         pass them as `trunk_features`; a ``"spectrogram"`` one computes its own (and ignores them).
+        A classifier with the pitch hint needs the encoded roll (B, C, F, T) as `condition`.
         """
         if not self.has_classifier:
             raise ConfigError("this discriminator was built without an instrument classifier")
-        logits = [] if self.classifier is None else [self._strided_logits(spectrogram, trunk_features)]
+        hint = self.pitch_hint(condition) if self.classifier_pitch_hint else None
+        logits = [] if self.classifier is None else [self._strided_logits(spectrogram, trunk_features, hint)]
         if self.mel_classifier is not None:
-            logits.append(self.mel_classifier(spectrogram))
+            logits.append(self.mel_classifier(spectrogram, hint))
         return logits[0] if len(logits) == 1 else sum(logits) / len(logits)
 
-    def _strided_logits(self, spectrogram: Tensor, trunk_features: Tensor | None) -> Tensor:
+    def pitch_hint(self, condition: Tensor | None) -> Tensor:
+        """The score's pitches with the instruments erased: the encoded roll's note channels
+        (the first `n_classes`, one per slot, all through the same pitch-to-frequency map)
+        summed, (B, C, F, T) -> (B, 1, F, T). Detached: it is the score's, not for a loss to move."""
+        if condition is None or condition.dim() != 4 or condition.shape[1] < self.n_classes:
+            raise ConfigError("a classifier with the pitch hint needs the encoded roll (batch, channels, bins, "
+                              f"frames) of at least {self.n_classes} channels; got "
+                              f"{None if condition is None else tuple(condition.shape)}")
+        return condition[:, :self.n_classes].detach().sum(dim=1, keepdim=True)
+
+    def _strided_logits(self, spectrogram: Tensor, trunk_features: Tensor | None,
+                        hint: Tensor | None = None) -> Tensor:
         """Logits of the strided classifier (its own stack, or the patch trunk's features)."""
         assert self.classifier is not None
         if self.classifier_features is not None:
             if self.classifier_db_range:
                 spectrogram = relative_db(spectrogram, self.classifier_db_range)
+            if hint is not None:
+                spectrogram = torch.cat([spectrogram, torch.log1p(hint)], dim=1)
             features = self.classifier_features(spectrogram.contiguous(memory_format=torch.channels_last))
             if self.classifier_context is not None:
                 features = self.classifier_context(features)
@@ -704,6 +731,7 @@ class OrganModel(nn.Module):
                 classifier_db_range=config.classifier_db_range,
                 mel_classifier=self._mel_classifier(config),
                 strided_classifier="strided" in config.classifier_parts,
+                classifier_pitch_hint=config.classifier_pitch_hint,
             )
 
     @staticmethod
@@ -713,7 +741,8 @@ class OrganModel(nn.Module):
             return None
         width = 1.0 if config.classifier_width is None else config.classifier_width
         return MelClassifier(config.sample_rate, config.n_fft, config.n_slots, n_mels=config.classifier_mels,
-                             base_width=max(1, round(16 * width)), range_db=config.classifier_mel_db_range)
+                             base_width=max(1, round(16 * width)), range_db=config.classifier_mel_db_range,
+                             pitch_hint=config.classifier_pitch_hint)
 
     @classmethod
     def from_config(cls, config: OrganConfig) -> OrganModel:

@@ -146,7 +146,11 @@ class OrganModule(L.LightningModule):
         decibels = (2 * torch.rand(audio.shape[0], 1, device=audio.device) - 1) * CLASSIFIER_GAIN_JITTER_DB
         with torch.no_grad():
             real = self.target(audio * 10 ** (decibels / 20)).unsqueeze(1)
-        logits = self.model.discriminator.classify(real)  # type: ignore[union-attr]
+        condition = None
+        if self.config.classifier_pitch_hint:
+            with torch.no_grad():
+                condition = self.model.condition(batch["roll"])
+        logits = self.model.discriminator.classify(real, condition=condition)  # type: ignore[union-attr]
         loss = self.loss.instrument(logits, batch["instruments"])
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)

@@ -42,9 +42,11 @@ CLASSIFIER_INPUTS = ("spectrogram", "joint")
 CLASSIFIER_POOLINGS = ("global", "time")
 CLASSIFIER_NETWORKS = ("strided", "mel_cnn", "both")
 CLASSIFIER_PART_SAMPLINGS = ("natural", "balanced")
-CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width", "classifier_network", "classifier_mels")
+CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width", "classifier_network", "classifier_mels",
+                     "classifier_pitch_hint")
 """Fields that shape only the instrument classifier: a model may be continued
-(``init_from``) under other values of these, with a freshly initialised classifier."""
+(``init_from``) under other values of these, with a freshly initialised classifier (or, for a
+wider strided stack or a pitch hint turned on, the trained one grown: see ``grow.py``)."""
 CLASSIFIER_INPUT_FIELDS = ("classifier_db_range", "classifier_mel_db_range")
 """Fields that change what the instrument classifier reads, not its weights: a model may be
 continued (``init_from``) under other values of these, its classifier from its weights."""
@@ -234,6 +236,13 @@ class OrganConfig:
         Mel bands of the mel classifier (a multiple of 8).
     classifier_mel_db_range : float
         dB below each chunk's loudest mel band that the mel classifier reads (> 0).
+    classifier_pitch_hint : bool
+        The classifier also reads the score's pitches with the instruments erased: the
+        encoded roll summed over its slots (every slot shares one pitch-to-frequency map),
+        a second input channel aligned with the spectrogram. It then knows where notes
+        sound and how many, but must still tell from the audio who plays them. Spectrogram
+        input only (``"joint"`` already sees the whole roll). A model without it can be
+        continued with it: the hint's input weights start at zero.
 
     Losses
     ------
@@ -351,6 +360,7 @@ class OrganConfig:
     classifier_network: str = "strided"
     classifier_mels: int = 128
     classifier_mel_db_range: float = 80.0
+    classifier_pitch_hint: bool = False
     # losses
     gan_loss: str = "bce"
     adversarial_weight: float = 1.0
@@ -492,6 +502,11 @@ class OrganConfig:
         number("classifier_mel_db_range", positive=True)
         if self.classifier_network != "strided":
             self._check_mel_classifier()
+        if not isinstance(self.classifier_pitch_hint, bool):
+            raise ConfigError(f"classifier_pitch_hint must be true or false, got {self.classifier_pitch_hint!r}")
+        if self.classifier_pitch_hint and self.classifier_input != "spectrogram":
+            raise ConfigError("classifier_pitch_hint applies to classifier_input 'spectrogram' only "
+                              "(a 'joint' classifier reads the whole encoded roll)")
         number("bank_age_s", positive=True)
         floor = self.bank_floor_db
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor):

@@ -106,8 +106,12 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
         return fresh + tuple(prefix for part, prefixes in CLASSIFIER_PART_WEIGHTS.items()
                              if part not in shared_parts for prefix in prefixes)
     widths = (previous.classifier_scale, config.classifier_scale)
-    grows = reshaped == ["classifier_width"] and config.classifier_network == "strided"  # only the strided stack grows
-    if reshaped and not (grows and widths[1] >= widths[0]):
+    hint_added = config.classifier_pitch_hint and not previous.classifier_pitch_hint  # a zero input channel
+    width_grows = config.classifier_network == "strided" and widths[1] >= widths[0]  # only the strided stack grows
+    growable = {"classifier_width"} if width_grows else set()
+    if hint_added:
+        growable.add("classifier_pitch_hint")
+    if set(reshaped) - growable:
         warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
                       "the classifier starts fresh", stacklevel=3)
         return fresh + CLASSIFIER_WEIGHTS
@@ -115,9 +119,13 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     if new_input:
         warnings.warn(f"--init-from {init_from}: its instrument classifier now reads another input "
                       f"({', '.join(new_input)}); it starts from its trained weights", stacklevel=3)
-    if reshaped and widths[1] > widths[0]:  # equal: the same width, once implicit and once set
+    if "classifier_width" in reshaped and widths[1] > widths[0]:  # equal: once implicit and once set
         warnings.warn(f"--init-from {init_from}: its instrument classifier grows from width "
                       f"{widths[0]:g} to {widths[1]:g} (it names instruments as before at first)",
+                      stacklevel=3)
+    if hint_added:
+        warnings.warn(f"--init-from {init_from}: its instrument classifier now also reads the pitch hint "
+                      "(its input weights start at zero: it names instruments as before at first)",
                       stacklevel=3)
     return fresh
 

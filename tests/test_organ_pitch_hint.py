@@ -1,0 +1,129 @@
+"""The instrument classifier's pitch hint: the score's notes with the instruments erased,
+read as a second input channel; continuing a model with it; its training draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from orchestrion.checkpoints import Checkpoint
+from orchestrion.errors import ConfigError
+from orchestrion.systems.organ import OrganModel, get_preset
+from orchestrion.systems.organ.classifier_data import ClassifierMixes
+from orchestrion.systems.organ.data import OrganChunks, PieceTensors
+from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
+from orchestrion.systems.organ.train import load_start
+
+TINY = {"base_width": 4, "discriminator_width": 0.125, "classifier_network": "both", "classifier_width": 0.25}
+FRAMES = 24
+
+
+def _roll(slots: tuple[int, ...], pitches: tuple[int, ...]) -> torch.Tensor:
+    """(1, 16, 128, FRAMES): slot slots[i] plays pitch pitches[i] at 0.8 over the middle frames."""
+    roll = torch.zeros(1, 16, 128, FRAMES)
+    for slot, pitch in zip(slots, pitches, strict=True):
+        roll[0, slot, pitch, 4:20] = 0.8
+    return roll
+
+
+def _spectrogram(seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.log1p(torch.rand(1, 1, 513, FRAMES, generator=generator) ** 4 * 1e3)
+
+
+def _hinted(**settings) -> OrganModel:
+    return OrganModel.from_config(get_preset("cpu", **TINY, classifier_pitch_hint=True, **settings)).eval()
+
+
+def test_the_hint_erases_the_instruments_but_keeps_the_pitches():
+    torch.manual_seed(0)
+    model = _hinted()
+    spectrogram = _spectrogram()
+
+    def logits(roll: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.discriminate(spectrogram, model.condition(roll)).instrument_logits
+
+    violin_and_cello = logits(_roll((3, 5), (67, 48)))
+    torch.testing.assert_close(logits(_roll((9, 0), (67, 48))), violin_and_cello, rtol=0, atol=1e-6)
+    assert (logits(_roll((3, 5), (72, 43))) - violin_and_cello).abs().max() > 1e-4  # other notes: another answer
+    hint = model.discriminator.pitch_hint(model.condition(_roll((3, 5), (67, 48))))
+    assert hint.shape == (1, 1, 513, FRAMES) and hint[..., :4].abs().max() == 0 and hint[..., 4:20].amax() > 0
+
+
+def test_a_model_continued_with_the_hint_answers_as_before_and_learns_to_read_it():
+    torch.manual_seed(0)
+    before = OrganModel.from_config(get_preset("cpu", **TINY, classifier_context=1))
+    start = Checkpoint(None, "render", before.config.to_dict(), before.state_dict(), "")
+    after = OrganModel.from_config(get_preset("cpu", **TINY, classifier_context=1, classifier_pitch_hint=True))
+    with pytest.warns(UserWarning, match="pitch hint"):
+        load_start(after, "start", start, after.config)
+    before.eval()
+    after.eval()
+    spectrogram, roll = _spectrogram(), _roll((3, 5), (67, 48))
+    with torch.no_grad():
+        old = before.discriminate(spectrogram, before.condition(roll)).instrument_logits
+        new = after.discriminate(spectrogram, after.condition(roll)).instrument_logits
+    torch.testing.assert_close(new, old, rtol=0, atol=1e-5)
+    after.train()
+    after.discriminate(spectrogram, after.condition(roll)).instrument_logits.sum().backward()
+    firsts = ["discriminator.classifier_features.0.weight", "discriminator.mel_classifier.blocks.0.0.weight"]
+    weights = dict(after.named_parameters())
+    for name in firsts:
+        assert weights[name].shape[1] == 2
+        assert weights[name][:, 1].abs().max() == 0 and weights[name].grad[:, 1].abs().max() > 0
+
+
+def test_a_hinted_classifier_continued_without_the_hint_starts_fresh():
+    torch.manual_seed(0)
+    before = _hinted()
+    start = Checkpoint(None, "render", before.config.to_dict(), before.state_dict(), "")
+    after = OrganModel.from_config(get_preset("cpu", **TINY))
+    fresh = {name: t.clone() for name, t in after.state_dict().items() if name.startswith(CLASSIFIER_WEIGHTS)}
+    with pytest.warns(UserWarning, match="starts fresh"):
+        load_start(after, "start", start, after.config)
+    for name, tensor in fresh.items():
+        torch.testing.assert_close(after.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_a_hinted_classifier_without_the_roll_and_bad_settings_are_clear_errors():
+    model = _hinted()
+    with pytest.raises(ConfigError, match="pitch hint"):
+        model.discriminator.classify(_spectrogram())
+    with pytest.raises(ConfigError, match="pitch hint"):
+        model.discriminator.mel_classifier(_spectrogram())
+    with pytest.raises(ConfigError, match="classifier_pitch_hint"):
+        get_preset("cpu", classifier_input="joint", classifier_pitch_hint=True)
+    with pytest.raises(ConfigError, match="classifier_pitch_hint"):
+        get_preset("cpu", classifier_pitch_hint="yes")
+
+
+def _chunks(hint: bool) -> OrganChunks:
+    config = get_preset("cpu", base_width=4, discriminator_width=0.125, chunk_s=1.0, chunk_stride_s=0.5,
+                        classifier_pitch_hint=hint)
+    frames, hop = 4 * config.chunk_frames, config.hop_length
+    pieces = []
+    for p, slots in enumerate([(0, 1, 2, 3), (4, 5, 6, 7)]):
+        rolls = np.zeros((4, 128, frames), dtype=np.float16)
+        for k in range(4):
+            rolls[k, 50 + 5 * k + p, k::3] = 0.5 + 0.1 * k
+        onsets = np.zeros(rolls.shape, dtype=bool)
+        stems = np.random.default_rng(p).standard_normal((4, (frames - 1) * hop)).astype(np.float32)
+        pieces.append(PieceTensors(f"p{p}", slots, stems, rolls, onsets))
+    return OrganChunks(pieces, config)
+
+
+def test_classifier_draws_carry_the_roll_only_for_a_hinted_classifier():
+    chunks = _chunks(hint=True)
+    mixes = ClassifierMixes(chunks)
+    i = next(i for i, (_, subset, _) in enumerate(chunks.index) if len(subset) == 3)
+    p, subset, start = chunks.index[i]
+    item = mixes[tuple((p, k, start, 3.0) for k in subset)]
+    np.testing.assert_array_equal(item["roll"].numpy(), chunks[i]["roll"].numpy())
+    remix = mixes[((0, 1, 0, 0.0), (1, 3, 5, -3.0))]  # piece 0's part 1 on slot 1, piece 1's part 3 on slot 7
+    lit = remix["roll"].numpy().reshape(16, -1).max(axis=1) > 0
+    assert np.flatnonzero(lit).tolist() == [1, 7] == np.flatnonzero(remix["instruments"].numpy()).tolist()
+    np.testing.assert_array_equal(remix["roll"][7, :, :chunks.config.chunk_frames].numpy(),
+                                  chunks.pieces[1].rolls[3, :, 5:5 + chunks.config.chunk_frames].astype(np.float32))
+    assert "roll" not in ClassifierMixes(_chunks(hint=False))[((0, 1, 0, 0.0),)]

@@ -15,23 +15,27 @@ from orchestrion.systems.organ.presets import get_preset
 SMALL = {"base_width": 4, "discriminator_width": 0.125, "chunk_s": 1.0, "chunk_stride_s": 0.5}
 
 
-def _quartet(piece: int, frames: int, hop: int, slots: tuple[int, ...]) -> PieceTensors:
-    """Four parts of noise, each playing one note all along, on the given slots."""
+def _quartet(piece: int, frames: int, hop: int, slots: tuple[int, ...], rhythmic: bool = False) -> PieceTensors:
+    """Four parts of noise, each playing one note all along, on the given slots; `rhythmic`:
+    part k sounds on every third frame from frame k instead, at its own level."""
     rng = np.random.default_rng(piece)
     rolls = np.zeros((4, 128, frames), dtype=np.float16)
     for k in range(4):
-        rolls[k, 60 + k] = 0.8
+        if rhythmic:
+            rolls[k, 60 + k, k::3] = 0.5 + 0.1 * k
+        else:
+            rolls[k, 60 + k] = 0.8
     onsets = np.zeros(rolls.shape, dtype=bool)
     onsets[:, :, 0] = rolls[:, :, 0] > 0
     stems = rng.standard_normal((4, (frames - 1) * hop)).astype(np.float32)
     return PieceTensors(f"p{piece}", slots, stems, rolls, onsets)
 
 
-def _chunks(**settings) -> OrganChunks:
+def _chunks(rhythmic: bool = False, **settings) -> OrganChunks:
     config = get_preset("cpu", **SMALL, **settings)
     frames = 4 * config.chunk_frames
     slot_sets = [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11)]
-    pieces = [_quartet(p, frames, config.hop_length, slots) for p, slots in enumerate(slot_sets)]
+    pieces = [_quartet(p, frames, config.hop_length, slots, rhythmic) for p, slots in enumerate(slot_sets)]
     return OrganChunks(pieces, config)
 
 
@@ -94,6 +98,21 @@ def test_a_draw_sums_its_parts_at_their_gains_and_names_their_slots():
     expected = 10 ** (6 / 20) * chunks.part_audio(0, 1, 0) + chunks.part_audio(2, 3, 5)
     np.testing.assert_allclose(remix["audio"].numpy(), expected, rtol=1e-5, atol=1e-6)
     assert np.flatnonzero(remix["instruments"].numpy()).tolist() == [1, 11]
+
+
+def test_classifier_draws_carry_the_roll_only_for_a_hinted_classifier():
+    chunks = _chunks(rhythmic=True, classifier_pitch_hint=True)
+    mixes = ClassifierMixes(chunks)
+    i = next(i for i, (_, subset, _) in enumerate(chunks.index) if len(subset) == 3)
+    p, subset, start = chunks.index[i]
+    item = mixes[tuple((p, k, start, 3.0) for k in subset)]
+    np.testing.assert_array_equal(item["roll"].numpy(), chunks[i]["roll"].numpy())
+    remix = mixes[((0, 1, 0, 0.0), (1, 3, 5, -3.0))]  # piece 0's part 1 on slot 1, piece 1's part 3 on slot 7
+    lit = remix["roll"].numpy().reshape(16, -1).max(axis=1) > 0
+    assert np.flatnonzero(lit).tolist() == [1, 7] == np.flatnonzero(remix["instruments"].numpy()).tolist()
+    np.testing.assert_array_equal(remix["roll"][7, :, :chunks.config.chunk_frames].numpy(),
+                                  chunks.pieces[1].rolls[3, :, 5:5 + chunks.config.chunk_frames].astype(np.float32))
+    assert "roll" not in ClassifierMixes(_chunks())[((0, 1, 0, 0.0),)]
 
 
 @pytest.mark.parametrize("field, value", [("classifier_part_sampling", "even"), ("classifier_remix", 1.5),

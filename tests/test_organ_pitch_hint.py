@@ -1,17 +1,15 @@
 """The instrument classifier's pitch hint: the score's notes with the instruments erased,
-read as a second input channel; continuing a model with it; its training draws."""
+read as a second input channel; continuing a model with it. (Its training draws:
+``test_organ_classifier_data.py``.)"""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from orchestrion.checkpoints import Checkpoint
 from orchestrion.errors import ConfigError
 from orchestrion.systems.organ import OrganModel, get_preset
-from orchestrion.systems.organ.classifier_data import ClassifierMixes
-from orchestrion.systems.organ.data import OrganChunks, PieceTensors
 from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.train import load_start
 
@@ -97,33 +95,3 @@ def test_a_hinted_classifier_without_the_roll_and_bad_settings_are_clear_errors(
         get_preset("cpu", classifier_input="joint", classifier_pitch_hint=True)
     with pytest.raises(ConfigError, match="classifier_pitch_hint"):
         get_preset("cpu", classifier_pitch_hint="yes")
-
-
-def _chunks(hint: bool) -> OrganChunks:
-    config = get_preset("cpu", base_width=4, discriminator_width=0.125, chunk_s=1.0, chunk_stride_s=0.5,
-                        classifier_pitch_hint=hint)
-    frames, hop = 4 * config.chunk_frames, config.hop_length
-    pieces = []
-    for p, slots in enumerate([(0, 1, 2, 3), (4, 5, 6, 7)]):
-        rolls = np.zeros((4, 128, frames), dtype=np.float16)
-        for k in range(4):
-            rolls[k, 50 + 5 * k + p, k::3] = 0.5 + 0.1 * k
-        onsets = np.zeros(rolls.shape, dtype=bool)
-        stems = np.random.default_rng(p).standard_normal((4, (frames - 1) * hop)).astype(np.float32)
-        pieces.append(PieceTensors(f"p{p}", slots, stems, rolls, onsets))
-    return OrganChunks(pieces, config)
-
-
-def test_classifier_draws_carry_the_roll_only_for_a_hinted_classifier():
-    chunks = _chunks(hint=True)
-    mixes = ClassifierMixes(chunks)
-    i = next(i for i, (_, subset, _) in enumerate(chunks.index) if len(subset) == 3)
-    p, subset, start = chunks.index[i]
-    item = mixes[tuple((p, k, start, 3.0) for k in subset)]
-    np.testing.assert_array_equal(item["roll"].numpy(), chunks[i]["roll"].numpy())
-    remix = mixes[((0, 1, 0, 0.0), (1, 3, 5, -3.0))]  # piece 0's part 1 on slot 1, piece 1's part 3 on slot 7
-    lit = remix["roll"].numpy().reshape(16, -1).max(axis=1) > 0
-    assert np.flatnonzero(lit).tolist() == [1, 7] == np.flatnonzero(remix["instruments"].numpy()).tolist()
-    np.testing.assert_array_equal(remix["roll"][7, :, :chunks.config.chunk_frames].numpy(),
-                                  chunks.pieces[1].rolls[3, :, 5:5 + chunks.config.chunk_frames].astype(np.float32))
-    assert "roll" not in ClassifierMixes(_chunks(hint=False))[((0, 1, 0, 0.0),)]

@@ -93,8 +93,11 @@ class MelClassifier(nn.Module):
     def front(self, log_power: Tensor) -> Tensor:
         """(B, 1, F, T) log-power -> (B, 1, n_mels, T) mel dB re each item's loudest band, in
         [-range_db / 40, range_db / 40] (the loudest band at the top)."""
-        mel = self.mel(torch.expm1(log_power.clamp_min(0.0)))
-        return (peak_db_image(mel, self.range_db) - 0.5) * (self.range_db / 20.0)
+        return self.power_front(torch.expm1(log_power.clamp_min(0.0)))
+
+    def power_front(self, power: Tensor) -> Tensor:
+        """:meth:`front` of a (B, 1, F, T) power image (>= 0)."""
+        return (peak_db_image(self.mel(power), self.range_db) - 0.5) * (self.range_db / 20.0)
 
     def forward(self, log_power: Tensor, hint: Tensor | None = None) -> Tensor:
         if log_power.dim() != 4 or log_power.shape[1] != 1 or log_power.shape[-1] < 2**POOLED_BLOCKS:
@@ -105,7 +108,7 @@ class MelClassifier(nn.Module):
             if hint is None or hint.shape != log_power.shape:
                 raise ConfigError("this mel classifier reads a pitch hint shaped like its spectrogram "
                                   f"{tuple(log_power.shape)}; got {None if hint is None else tuple(hint.shape)}")
-            x = torch.cat([x, self.front(torch.log1p(hint))], dim=1)  # the hint read as a power image
+            x = torch.cat([x, self.power_front(hint)], dim=1)  # the hint read as a power image
         x = x.contiguous(memory_format=torch.channels_last)
         for i, block in enumerate(self.blocks):
             x = block(x)

@@ -1,4 +1,5 @@
-"""The draws of a classifier-only run: balanced part counts, remixes across pieces, part gains."""
+"""The draws of a classifier-only run: balanced or dense part counts, remixes across pieces, part
+gains, muted parts."""
 
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ def test_natural_draws_follow_the_chunks_and_balanced_ones_each_part_count_equal
     balanced = list(ClassifierDraws(_chunks(classifier_part_sampling="balanced"), epoch_size=4000, seed=0))
     for size in (1, 2, 3, 4):
         assert _sizes(balanced)[size] / 4000 == pytest.approx(0.25, abs=0.03)
+    dense = list(ClassifierDraws(_chunks(classifier_part_sampling="dense"), epoch_size=4000, seed=0))
+    for size in (1, 2, 3, 4):  # in proportion to the part count: 1 : 2 : 3 : 4
+        assert _sizes(dense)[size] / 4000 == pytest.approx(size / 10, abs=0.03)
 
 
 def test_without_remix_a_draw_is_one_chunk_of_one_piece():
@@ -115,7 +119,22 @@ def test_classifier_draws_carry_the_roll_only_for_a_hinted_classifier():
     assert "roll" not in ClassifierMixes(_chunks())[((0, 1, 0, 0.0),)]
 
 
+def test_a_muted_part_keeps_its_notes_but_loses_its_audio_and_label():
+    draws = list(ClassifierDraws(_chunks(classifier_mute_part=0.5), epoch_size=800, seed=5))
+    muted = [draw for draw in draws if any(gain == -np.inf for *_, gain in draw)]
+    multi = [draw for draw in draws if len(draw) > 1]
+    assert len(muted) / len(multi) == pytest.approx(0.5, abs=0.06)
+    assert all(len(draw) > 1 and sum(gain == -np.inf for *_, gain in draw) == 1 for draw in muted)
+    chunks = _chunks(rhythmic=True, classifier_pitch_hint=True)
+    item = ClassifierMixes(chunks)[((0, 1, 0, 0.0), (0, 2, 0, -np.inf))]  # part 2 (slot 2) muted
+    np.testing.assert_allclose(item["audio"].numpy(), chunks.part_audio(0, 1, 0), atol=0)
+    assert np.flatnonzero(item["instruments"].numpy()).tolist() == [1]
+    lit = item["roll"].numpy().reshape(16, -1).max(axis=1) > 0
+    assert np.flatnonzero(lit).tolist() == [1, 2]  # both parts' notes
+
+
 @pytest.mark.parametrize("field, value", [("classifier_part_sampling", "even"), ("classifier_remix", 1.5),
+                                          ("classifier_mute_part", 1.2), ("classifier_mute_part", -0.5),
                                           ("classifier_remix", -0.1), ("classifier_part_gain_db", -3.0)])
 def test_bad_draw_settings_are_clear_errors(field, value):
     with pytest.raises(ConfigError, match=field):

@@ -938,6 +938,25 @@ def test_cli_train_render_classifier_only_changes_the_classifier_alone(tiny_data
     assert (run / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_cli_train_render_trains_a_classifier_of_voices_in_a_gan_and_alone(tiny_dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    voices = ("--set", "classifier_network=mel_cnn", "--set", "classifier_pitch_hint=true",
+              "--set", "classifier_voices=true", "--set", "classifier_width=0.25")
+    gan = _train_tiny(tiny_dataset, tmp_path / "gan", "--max-steps", "2", *voices)
+    assert gan.exit_code == 0, gan.output
+    alone = _train_tiny(tiny_dataset, tmp_path / "alone", "--max-steps", "2", "--set", "learning_rate=1e-2",
+                        "--init-from", str(tmp_path / "gan" / "model"), "--classifier-only", *voices,
+                        "--set", "classifier_part_sampling=dense", "--set", "classifier_mute_part=0.5")
+    assert alone.exit_code == 0, alone.output
+    assert "dense part counts, one part muted in 50% of multi-part chunks" in " ".join(alone.output.split())
+    before = load_file(tmp_path / "gan" / "model" / "model.safetensors")
+    after = load_file(tmp_path / "alone" / "model" / "model.safetensors")
+    voice_block = "discriminator.mel_classifier.blocks.0.0.weight"
+    assert not torch.allclose(before[voice_block], after[voice_block])
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith(CLASSIFIER_WEIGHTS))
+
+
 def test_cli_train_render_follows_the_cosine_schedule_in_both_optimisers(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     result = _train_tiny(tiny_dataset, run, "--max-steps", "4", "--set", "learning_rate=1e-2",

@@ -1,20 +1,24 @@
 """What the instrument classifier sees when it is trained alone (``--classifier-only``).
 
 A draw is a tuple of parts ``(piece, part, start frame, gain dB)`` whose sum is one
-training chunk. Three settings of the config shape the draws:
+training chunk. Four settings of the config shape the draws:
 
 - ``classifier_part_sampling="balanced"`` draws chunks of 1, 2, 3 and 4-or-more parts
   equally often. A quartet has 4 one-part subsets but a single four-part one, so the
-  natural draw shows the classifier few of the dense mixes it fails on.
+  natural draw shows the classifier few of the dense mixes it fails on. ``"dense"`` draws
+  them in proportion to their part counts, 1 : 2 : 3 : 4.
 - ``classifier_remix`` is the fraction of multi-part draws whose parts come from different
   pieces (each a one-part chunk, as many as the drawn chunk had). A piece's instruments
   are fixed, so without it the classifier may name a piece's ensemble from its music.
 - ``classifier_part_gain_db`` sets each part's level at random within +-this many dB, so
   a part is named whether it leads or accompanies.
+- ``classifier_mute_part`` is the fraction of multi-part draws with one part muted: its gain
+  is ``-inf`` dB, so its notes are in the chunk's roll but not in its audio or labels.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 
@@ -40,14 +44,16 @@ class ClassifierDraws(Sampler[tuple[Part, ...]]):
         config = chunks.config
         self.chunks = chunks
         self.epoch_size = epoch_size
-        self.balanced = config.classifier_part_sampling == "balanced"
+        self.sampling = config.classifier_part_sampling
         self.remix = config.classifier_remix
+        self.mute = config.classifier_mute_part
         self.gain_db = config.classifier_part_gain_db
         self.rng = random.Random(seed)
         self.groups: dict[int, list[int]] = {}
         for i, (_, subset, _) in enumerate(chunks.index):
             self.groups.setdefault(min(len(subset), BALANCE_TOP), []).append(i)
         self.sizes = sorted(self.groups)
+        self.size_weights = [float(size) for size in self.sizes]  # "dense" draws
 
     def __len__(self) -> int:
         return self.epoch_size
@@ -58,8 +64,11 @@ class ClassifierDraws(Sampler[tuple[Part, ...]]):
 
     def draw(self) -> tuple[Part, ...]:
         rng, index = self.rng, self.chunks.index
-        if self.balanced:
-            group = self.groups[self.sizes[rng.randrange(len(self.sizes))]]
+        if self.sampling != "natural":
+            if self.sampling == "dense":
+                group = self.groups[rng.choices(self.sizes, self.size_weights)[0]]
+            else:
+                group = self.groups[self.sizes[rng.randrange(len(self.sizes))]]
             p, subset, start = index[group[rng.randrange(len(group))]]
         else:
             p, subset, start = index[rng.randrange(len(index))]
@@ -67,8 +76,10 @@ class ClassifierDraws(Sampler[tuple[Part, ...]]):
             parts = self._remixed(len(subset))
         else:
             parts = [(p, k, start) for k in subset]
-        return tuple((p, k, s, rng.uniform(-self.gain_db, self.gain_db) if self.gain_db else 0.0)
-                     for p, k, s in parts)
+        gains = [rng.uniform(-self.gain_db, self.gain_db) if self.gain_db else 0.0 for _ in parts]
+        if len(parts) > 1 and self.mute and rng.random() < self.mute:
+            gains[rng.randrange(len(parts))] = -math.inf
+        return tuple((p, k, s, gain) for (p, k, s), gain in zip(parts, gains, strict=True))
 
     def _remixed(self, size: int) -> list[tuple[int, int, int]]:
         """`size` one-part chunks, each of another piece while there are pieces enough."""
@@ -84,9 +95,9 @@ class ClassifierDraws(Sampler[tuple[Part, ...]]):
 
 
 class ClassifierMixes(Dataset):
-    """The chunk of a draw: ``audio`` (the parts' sum), ``instruments`` (their slots,
-    multi-hot) and, for a classifier with the pitch hint, ``roll`` (their notes, as in
-    :class:`OrganChunks`)."""
+    """The chunk of a draw: ``audio`` (the parts' sum), ``instruments`` (the slots of the
+    parts that sound, multi-hot) and, for a classifier with the pitch hint, ``roll`` (the
+    notes of every part, muted ones too, as in :class:`OrganChunks`)."""
 
     def __init__(self, chunks: OrganChunks) -> None:
         self.chunks = chunks
@@ -96,10 +107,11 @@ class ClassifierMixes(Dataset):
 
     def __getitem__(self, draw: tuple[Part, ...]) -> dict[str, torch.Tensor]:
         chunks = self.chunks
-        audio = sum(chunks.part_audio(p, k, start, gain) for p, k, start, gain in draw)
+        sounding = [part for part in draw if part[3] != -math.inf]
+        audio = sum(chunks.part_audio(p, k, start, gain) for p, k, start, gain in sounding)
         config = chunks.config
         labels = np.zeros(config.n_slots, dtype=np.float32)
-        for p, k, _, _ in draw:
+        for p, k, _, _ in sounding:
             labels[chunks.pieces[p].slots[k]] = 1.0
         item = {"audio": torch.from_numpy(audio),  # float32: the stems' type
                 "instruments": torch.from_numpy(labels)}

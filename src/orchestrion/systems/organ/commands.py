@@ -87,6 +87,8 @@ def _classifier_draws(config: OrganConfig) -> str:
         how.append(f"{config.classifier_remix:.0%} of multi-part chunks remixed across pieces")
     if config.classifier_part_gain_db:
         how.append(f"each part at +-{config.classifier_part_gain_db:g} dB")
+    if config.classifier_mute_part:
+        how.append(f"one part muted in {config.classifier_mute_part:.0%} of multi-part chunks")
     return f"the instrument classifier alone, on real chunks ({', '.join(how)})"
 
 

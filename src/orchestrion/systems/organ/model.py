@@ -407,10 +407,27 @@ class DiscriminatorOutput(NamedTuple):
         Real/fake logit per patch (``sigmoid`` gives the probability of "real").
     instrument_logits : Tensor (B, n_classes) or None
         One logit per instrument slot (multi-hot); None without a classifier.
+    voices : VoiceJudgement or None
+        A classifier of voices' answer per voice (the instrument logits are their maximum).
     """
 
     patch_logits: Tensor
     instrument_logits: Tensor | None
+    voices: VoiceJudgement | None = None
+
+
+class VoiceJudgement(NamedTuple):
+    """A classifier of voices' logits (N, n_classes) for the sounding voices of a batch: the
+    voice of slot ``slot[i]`` (N,) in item ``owner[i]`` (N,). Its label is that slot if the
+    slot sounds in the item's audio; the classifier itself never sees the slot."""
+
+    logits: Tensor
+    owner: Tensor
+    slot: Tensor
+
+
+SILENT_CHUNK_LOGIT = -20.0
+"""A classifier of voices' logit for every instrument of a chunk without notes."""
 
 
 def relative_db(log_power: Tensor, range_db: float) -> Tensor:
@@ -476,6 +493,11 @@ class Discriminator(nn.Module):
         second input channel (``classifier_input="spectrogram"`` only); give a mel classifier
         built with ``pitch_hint`` alongside. Default False.
 
+    A mel classifier built with ``voices`` (and no strided one) names each sounding slot's
+    notes alone (:class:`VoiceJudgement`); a chunk's logits are the maximum over its voices,
+    each voice's most likely instrument raised by `voice_bonus` logits (default 0), and a
+    chunk with no notes names no instrument.
+
     Shapes
     ------
     forward(spectrogram, condition): (B, 1, F, T), (B, C, F, T) ->
@@ -500,6 +522,7 @@ class Discriminator(nn.Module):
         mel_classifier: MelClassifier | None = None,
         strided_classifier: bool = True,
         classifier_pitch_hint: bool = False,
+        voice_bonus: float = 0.0,
     ) -> None:
         super().__init__()
         for name, value, choices in (("classifier_input", classifier_input, CLASSIFIER_INPUTS),
@@ -540,7 +563,10 @@ class Discriminator(nn.Module):
             raise ConfigError("classifier_pitch_hint applies to a classifier on the spectrogram only")
         if mel_classifier is not None and mel_classifier.pitch_hint != bool(classifier_pitch_hint):
             raise ConfigError("the mel classifier and the discriminator disagree on the pitch hint")
+        if mel_classifier is not None and mel_classifier.voices and strided_classifier:
+            raise ConfigError("a mel classifier of voices stands alone: build it without the strided classifier")
         self.classifier_pitch_hint = bool(classifier_pitch_hint)
+        self.voice_bonus = float(voice_bonus)
         self.n_classes = int(n_classes)
         if classifier and strided_classifier:
             if classifier_input == "spectrogram":
@@ -582,15 +608,45 @@ class Discriminator(nn.Module):
         joint = joint.contiguous(memory_format=torch.channels_last)
         features = self.trunk(joint)
         patch_logits = self.patch_head(features)
-        instrument_logits = None
-        if self.has_classifier:
-            instrument_logits = self.classify(spectrogram, features, condition)
-        return DiscriminatorOutput(patch_logits, instrument_logits)
+        if not self.has_classifier:
+            return DiscriminatorOutput(patch_logits, None)
+        if self.classifies_voices:
+            voices = self.classify_voices(spectrogram, condition)
+            return DiscriminatorOutput(patch_logits, self.chunk_logits(voices, len(spectrogram)), voices)
+        return DiscriminatorOutput(patch_logits, self.classify(spectrogram, features, condition))
 
     @property
     def has_classifier(self) -> bool:
         """It names instruments (strided or mel classifier)."""
         return self.classifier is not None or self.mel_classifier is not None
+
+    @property
+    def classifies_voices(self) -> bool:
+        """Its classifier names each voice (a mel classifier with voices)."""
+        return self.mel_classifier is not None and self.mel_classifier.voices
+
+    def classify_voices(self, spectrogram: Tensor, condition: Tensor) -> VoiceJudgement:
+        """Each sounding slot's voice named alone: spectrograms (B, 1, F, T) and their encoded
+        rolls (B, C, F, T) -> :class:`VoiceJudgement`."""
+        if not self.classifies_voices:
+            raise ConfigError("this discriminator's classifier does not name voices")
+        hint = self.pitch_hint(condition)
+        notes = condition[:, :self.n_classes].detach()
+        owner, slot = (notes.amax(dim=(-2, -1)) > 0).nonzero(as_tuple=True)
+        logits = self.mel_classifier.voice_logits(spectrogram, hint, notes[owner, slot], owner)  # type: ignore[union-attr]
+        return VoiceJudgement(logits, owner, slot)
+
+    def chunk_logits(self, voices: VoiceJudgement, batch: int) -> Tensor:
+        """Instrument logits (batch, n_classes) of chunks: each the maximum over its voices',
+        each voice's top logit raised by `voice_bonus` (:data:`SILENT_CHUNK_LOGIT` where a
+        chunk has no voice)."""
+        decided = voices.logits
+        if self.voice_bonus and len(decided):
+            top = F.one_hot(decided.argmax(dim=1), decided.shape[1]).to(decided.dtype)
+            decided = decided + self.voice_bonus * top
+        logits = decided.new_full((batch, self.n_classes), SILENT_CHUNK_LOGIT)
+        index = voices.owner.unsqueeze(1).expand_as(decided)
+        return logits.scatter_reduce(0, index, decided, reduce="amax", include_self=False)
 
     def classify(self, spectrogram: Tensor, trunk_features: Tensor | None = None,
                  condition: Tensor | None = None) -> Tensor:
@@ -602,6 +658,10 @@ class Discriminator(nn.Module):
         """
         if not self.has_classifier:
             raise ConfigError("this discriminator was built without an instrument classifier")
+        if self.classifies_voices:
+            if condition is None:
+                raise ConfigError("a classifier of voices needs the encoded roll (its notes) as condition")
+            return self.chunk_logits(self.classify_voices(spectrogram, condition), len(spectrogram))
         hint = self.pitch_hint(condition) if self.classifier_pitch_hint else None
         logits = [] if self.classifier is None else [self._strided_logits(spectrogram, trunk_features, hint)]
         if self.mel_classifier is not None:
@@ -732,6 +792,7 @@ class OrganModel(nn.Module):
                 mel_classifier=self._mel_classifier(config),
                 strided_classifier="strided" in config.classifier_parts,
                 classifier_pitch_hint=config.classifier_pitch_hint,
+                voice_bonus=config.classifier_voice_bonus,
             )
 
     @staticmethod
@@ -742,7 +803,7 @@ class OrganModel(nn.Module):
         width = 1.0 if config.classifier_width is None else config.classifier_width
         return MelClassifier(config.sample_rate, config.n_fft, config.n_slots, n_mels=config.classifier_mels,
                              base_width=max(1, round(16 * width)), range_db=config.classifier_mel_db_range,
-                             pitch_hint=config.classifier_pitch_hint)
+                             pitch_hint=config.classifier_pitch_hint, voices=config.classifier_voices)
 
     @classmethod
     def from_config(cls, config: OrganConfig) -> OrganModel:
@@ -975,8 +1036,7 @@ class OrganLoss(nn.Module):
                                                self.magnitude(fake, power_fake)).mean()
             total = total + config.spectral_convergence_weight * terms["sc"]
         if self._classifier_term(use_classifier, judgement, labels):
-            logits = judgement.instrument_logits  # type: ignore[union-attr]
-            terms["instrument"] = self.instrument(logits, labels)  # type: ignore[arg-type]
+            terms["instrument"] = self.instrument_loss(judgement, labels)  # type: ignore[arg-type]
             total = total + config.instrument_weight * terms["instrument"]
         terms["total"] = total
         return terms
@@ -1001,11 +1061,23 @@ class OrganLoss(nn.Module):
         terms = {"adversarial": adversarial}
         total = config.discriminator_adversarial_factor * terms["adversarial"]
         if self._classifier_term(use_classifier, real_judgement, labels):
-            logits = real_judgement.instrument_logits
-            terms["instrument"] = self.instrument(logits, labels)  # type: ignore[arg-type]
+            terms["instrument"] = self.instrument_loss(real_judgement, labels)  # type: ignore[arg-type]
             total = total + config.instrument_weight * terms["instrument"]
         terms["total"] = total
         return terms
+
+    def instrument_loss(self, judgement: DiscriminatorOutput, labels: Tensor) -> Tensor:
+        """Class-weighted BCE of the instrument logits against multi-hot labels (B, S); for a
+        classifier of voices, of each voice's logits against its own slot (one-hot, or none
+        where the slot is silent in the audio although its notes are in the score)."""
+        voices = judgement.voices
+        if voices is None:
+            return self.instrument(judgement.instrument_logits, labels)
+        targets = F.one_hot(voices.slot, labels.shape[1]).to(labels.dtype)
+        targets = targets * labels[voices.owner, voices.slot].unsqueeze(1)
+        if len(targets) == 0:  # no notes anywhere in the batch: nothing to name
+            return voices.logits.sum() * 0.0
+        return self.instrument(voices.logits, targets)
 
     def _classifier_term(
         self, use: bool, judgement: DiscriminatorOutput | None, labels: Tensor | None

@@ -17,6 +17,7 @@ from orchestrion.systems.organ.data import OrganChunks, TargetSpectrogram
 from orchestrion.systems.organ.model import (
     CLASSIFIER_WEIGHTS,
     GENERATOR_STATE,
+    DiscriminatorOutput,
     OrganLoss,
     OrganModel,
 )
@@ -150,8 +151,14 @@ class OrganModule(L.LightningModule):
         if self.config.classifier_pitch_hint:
             with torch.no_grad():
                 condition = self.model.condition(batch["roll"])
-        logits = self.model.discriminator.classify(real, condition=condition)  # type: ignore[union-attr]
-        loss = self.loss.instrument(logits, batch["instruments"])
+        discriminator = self.model.discriminator
+        assert discriminator is not None
+        if discriminator.classifies_voices:
+            voices = discriminator.classify_voices(real, condition)  # type: ignore[arg-type]
+            judgement = DiscriminatorOutput(real.new_zeros(()), None, voices)
+        else:
+            judgement = DiscriminatorOutput(real.new_zeros(()), discriminator.classify(real, condition=condition))
+        loss = self.loss.instrument_loss(judgement, batch["instruments"])
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)

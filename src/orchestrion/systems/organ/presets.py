@@ -41,14 +41,14 @@ REGIMES = ("single", "transfer", "multi")
 CLASSIFIER_INPUTS = ("spectrogram", "joint")
 CLASSIFIER_POOLINGS = ("global", "time")
 CLASSIFIER_NETWORKS = ("strided", "mel_cnn", "both")
-CLASSIFIER_PART_SAMPLINGS = ("natural", "balanced")
+CLASSIFIER_PART_SAMPLINGS = ("natural", "balanced", "dense")
 CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width", "classifier_network", "classifier_mels",
-                     "classifier_pitch_hint")
+                     "classifier_pitch_hint", "classifier_voices")
 """Fields that shape only the instrument classifier: a model may be continued
 (``init_from``) under other values of these, with a freshly initialised classifier (or, for a
-wider strided stack or a pitch hint turned on, the trained one grown: see ``grow.py``)."""
-CLASSIFIER_INPUT_FIELDS = ("classifier_db_range", "classifier_mel_db_range")
-"""Fields that change what the instrument classifier reads, not its weights: a model may be
+wider strided stack, a pitch hint or voices turned on, the trained one grown: see ``grow.py``)."""
+CLASSIFIER_INPUT_FIELDS = ("classifier_db_range", "classifier_mel_db_range", "classifier_voice_bonus")
+"""Fields that change what the instrument classifier reads or how it decides, not its weights: a model may be
 continued (``init_from``) under other values of these, its classifier from its weights."""
 ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections",
                        "note_age_s": "generator.age_input.",
@@ -67,7 +67,7 @@ TRAINING_FIELDS = (
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
     "regime", "transfer_switch_fraction", "dropout", "lr_schedule", "lr_final_fraction",
     "lr_warmup_fraction", "ema_decay", "partials_lr_factor", "age_lr_factor",
-    "classifier_part_sampling", "classifier_remix", "classifier_part_gain_db",
+    "classifier_part_sampling", "classifier_remix", "classifier_part_gain_db", "classifier_mute_part",
 )
 """Fields of the losses, the optimiser, the chunks drawn and the generator's dropout rate, not
 of the weights: a model may be continued (``init_from``) under other values of these, with all
@@ -243,6 +243,18 @@ class OrganConfig:
         sound and how many, but must still tell from the audio who plays them. Spectrogram
         input only (``"joint"`` already sees the whole roll). A model without it can be
         continued with it: the hint's input weights start at zero.
+    classifier_voices : bool
+        The mel classifier (``classifier_network="mel_cnn"``, with the pitch hint) names each
+        voice alone: every sounding slot's notes, the slot erased, go in as one more channel
+        of its last block, and each voice is trained on its own label. A chunk's answer is
+        the maximum over its voices, so a chunk without notes names none. A model without it
+        can be continued with it: the voice channel's weights start at zero.
+    classifier_voice_bonus : float
+        Logits added to each voice's most likely instrument when a chunk's answer is formed
+        (0: a voice names what it gives more than even odds). Every written voice is played
+        by someone, so its best guess is named unless the classifier is sure no one plays
+        it (logit below minus the bonus, as for a part written but not heard). Decides only:
+        the voice loss reads the logits without it.
 
     Losses
     ------
@@ -302,13 +314,18 @@ class OrganConfig:
     Classifier-only training (``--classifier-only``; see
     :mod:`~orchestrion.systems.organ.classifier_data`)
     ----------------------------------------------------------------------------------
-    classifier_part_sampling : {"natural", "balanced"}
+    classifier_part_sampling : {"natural", "balanced", "dense"}
         ``natural``: chunks as they come (most have one or two parts); ``balanced``: chunks
-        of 1, 2, 3 and 4-or-more parts equally often.
+        of 1, 2, 3 and 4-or-more parts equally often; ``dense``: in proportion 1 : 2 : 3 : 4
+        (the parts, not the chunks, equally often).
     classifier_remix : float
         Fraction, in [0, 1], of multi-part chunks made of parts from different pieces.
     classifier_part_gain_db : float
         Each part's level is set at random within +-this many dB (0: as rendered).
+    classifier_mute_part : float
+        Fraction, in [0, 1], of multi-part chunks with one part's audio removed while its
+        notes stay in the score (its label is cleared): a classifier of voices learns to
+        name no one where notes are written but nothing sounds.
     """
 
     # spectrogram
@@ -361,6 +378,8 @@ class OrganConfig:
     classifier_mels: int = 128
     classifier_mel_db_range: float = 80.0
     classifier_pitch_hint: bool = False
+    classifier_voices: bool = False
+    classifier_voice_bonus: float = 0.0
     # losses
     gan_loss: str = "bce"
     adversarial_weight: float = 1.0
@@ -386,6 +405,7 @@ class OrganConfig:
     classifier_part_sampling: str = "natural"
     classifier_remix: float = 0.0
     classifier_part_gain_db: float = 0.0
+    classifier_mute_part: float = 0.0
 
     def __post_init__(self) -> None:
         if self.discriminator_layers is not None:
@@ -489,9 +509,10 @@ class OrganConfig:
             raise ConfigError("classifier_context applies to classifier_input 'spectrogram' only")
         one_of("classifier_part_sampling", CLASSIFIER_PART_SAMPLINGS)
         number("classifier_part_gain_db", positive=False)
-        number("classifier_remix", positive=False)
-        if self.classifier_remix > 1:
-            raise ConfigError(f"classifier_remix must be in [0, 1], got {self.classifier_remix!r}")
+        for name in ("classifier_remix", "classifier_mute_part"):
+            number(name, positive=False)
+            if getattr(self, name) > 1:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if not isinstance(self.classifier_max_pooling, bool):
             raise ConfigError(f"classifier_max_pooling must be true or false, got {self.classifier_max_pooling!r}")
         number("classifier_db_range", positive=False)
@@ -507,6 +528,14 @@ class OrganConfig:
         if self.classifier_pitch_hint and self.classifier_input != "spectrogram":
             raise ConfigError("classifier_pitch_hint applies to classifier_input 'spectrogram' only "
                               "(a 'joint' classifier reads the whole encoded roll)")
+        if not isinstance(self.classifier_voices, bool):
+            raise ConfigError(f"classifier_voices must be true or false, got {self.classifier_voices!r}")
+        number("classifier_voice_bonus", positive=False)
+        if self.classifier_voice_bonus and not self.classifier_voices:
+            raise ConfigError("classifier_voice_bonus applies to a classifier of voices (classifier_voices true)")
+        if self.classifier_voices and not (self.classifier_network == "mel_cnn" and self.classifier_pitch_hint):
+            raise ConfigError("classifier_voices needs classifier_network 'mel_cnn' and classifier_pitch_hint true "
+                              f"(got {self.classifier_network!r} and {self.classifier_pitch_hint!r})")
         number("bank_age_s", positive=True)
         floor = self.bank_floor_db
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor):

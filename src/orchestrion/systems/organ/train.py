@@ -97,21 +97,22 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     if other:
         raise ConfigError(f"--init-from {init_from}: its config differs from this run's in {', '.join(other)}")
     reshaped = [k for k in differ if k in CLASSIFIER_FIELDS]
-    if reshaped == ["classifier_network"]:  # a network present before and after keeps its weights
+    widths = (previous.classifier_scale, config.classifier_scale)
+    hint_added = config.classifier_pitch_hint and not previous.classifier_pitch_hint  # a zero input channel
+    voices_added = config.classifier_voices and not previous.classifier_voices  # a zero channel of the last block
+    width_grows = config.classifier_network == "strided" and widths[1] >= widths[0]  # only the strided stack grows
+    growable = {"classifier_width"} if width_grows else set()
+    growable |= {field for field, added in (("classifier_pitch_hint", hint_added),
+                                            ("classifier_voices", voices_added)) if added}
+    if "classifier_network" in reshaped and not set(reshaped) - growable - {"classifier_network"}:
         new_parts = [part for part in config.classifier_parts if part not in shared_parts]
         warnings.warn(f"--init-from {init_from}: its instrument classifier becomes {config.classifier_network!r}"
                       + (f"; the {' and '.join(new_parts)} part starts fresh" if new_parts else "")
                       + (f"; the {' and '.join(sorted(shared_parts))} part keeps its weights" if shared_parts else ""),
-                      stacklevel=3)
-        return fresh + tuple(prefix for part, prefixes in CLASSIFIER_PART_WEIGHTS.items()
-                             if part not in shared_parts for prefix in prefixes)
-    widths = (previous.classifier_scale, config.classifier_scale)
-    hint_added = config.classifier_pitch_hint and not previous.classifier_pitch_hint  # a zero input channel
-    width_grows = config.classifier_network == "strided" and widths[1] >= widths[0]  # only the strided stack grows
-    growable = {"classifier_width"} if width_grows else set()
-    if hint_added:
-        growable.add("classifier_pitch_hint")
-    if set(reshaped) - growable:
+                      stacklevel=3)  # a network present before and after keeps its weights
+        fresh += tuple(prefix for part, prefixes in CLASSIFIER_PART_WEIGHTS.items()
+                       if part not in shared_parts for prefix in prefixes)
+    elif set(reshaped) - growable:
         warnings.warn(f"--init-from {init_from}: its instrument classifier has another shape; "
                       "the classifier starts fresh", stacklevel=3)
         return fresh + CLASSIFIER_WEIGHTS
@@ -127,6 +128,9 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
         warnings.warn(f"--init-from {init_from}: its instrument classifier now also reads the pitch hint "
                       "(its input weights start at zero: it names instruments as before at first)",
                       stacklevel=3)
+    if voices_added:
+        warnings.warn(f"--init-from {init_from}: its mel classifier now names each voice (the voice channel's "
+                      "weights start at zero; it pools each voice's frames only)", stacklevel=3)
     return fresh
 
 

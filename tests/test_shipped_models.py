@@ -12,7 +12,7 @@ from orchestrion.checkpoints import ASSETS_DIR
 from orchestrion.systems.sing.infer import NoteModel, generate_notes
 
 SIZE_LIMIT_MB = 14.0
-"""render-cpu carries its note bank and a mel classifier (4.8 and 1.7 MB of its 13.3 as float16)."""
+"""render-cpu carries its note bank and a mel classifier (4.8 and 1.7 MB of its 12.3 as float16)."""
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HISTORY_PATH = "docs/models/render-cpu-history.md"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from classifier_inputs import FRAMES, noise_spectrogram, score_roll
 
 from orchestrion.checkpoints import Checkpoint
 from orchestrion.errors import ConfigError
@@ -14,20 +15,6 @@ from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.train import load_start
 
 TINY = {"base_width": 4, "discriminator_width": 0.125, "classifier_network": "both", "classifier_width": 0.25}
-FRAMES = 24
-
-
-def _roll(slots: tuple[int, ...], pitches: tuple[int, ...]) -> torch.Tensor:
-    """(1, 16, 128, FRAMES): slot slots[i] plays pitch pitches[i] at 0.8 over the middle frames."""
-    roll = torch.zeros(1, 16, 128, FRAMES)
-    for slot, pitch in zip(slots, pitches, strict=True):
-        roll[0, slot, pitch, 4:20] = 0.8
-    return roll
-
-
-def _spectrogram(seed: int = 0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.log1p(torch.rand(1, 1, 513, FRAMES, generator=generator) ** 4 * 1e3)
 
 
 def _hinted(**settings) -> OrganModel:
@@ -37,16 +24,16 @@ def _hinted(**settings) -> OrganModel:
 def test_the_hint_erases_the_instruments_but_keeps_the_pitches():
     torch.manual_seed(0)
     model = _hinted()
-    spectrogram = _spectrogram()
+    spectrogram = noise_spectrogram()
 
     def logits(roll: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return model.discriminate(spectrogram, model.condition(roll)).instrument_logits
 
-    violin_and_cello = logits(_roll((3, 5), (67, 48)))
-    torch.testing.assert_close(logits(_roll((9, 0), (67, 48))), violin_and_cello, rtol=0, atol=1e-6)
-    assert (logits(_roll((3, 5), (72, 43))) - violin_and_cello).abs().max() > 1e-4  # other notes: another answer
-    hint = model.discriminator.pitch_hint(model.condition(_roll((3, 5), (67, 48))))
+    violin_and_cello = logits(score_roll((3, 5), (67, 48)))
+    torch.testing.assert_close(logits(score_roll((9, 0), (67, 48))), violin_and_cello, rtol=0, atol=1e-6)
+    assert (logits(score_roll((3, 5), (72, 43))) - violin_and_cello).abs().max() > 1e-4  # other notes: another answer
+    hint = model.discriminator.pitch_hint(model.condition(score_roll((3, 5), (67, 48))))
     assert hint.shape == (1, 1, 513, FRAMES) and hint[..., :4].abs().max() == 0 and hint[..., 4:20].amax() > 0
 
 
@@ -59,7 +46,7 @@ def test_a_model_continued_with_the_hint_answers_as_before_and_learns_to_read_it
         load_start(after, "start", start, after.config)
     before.eval()
     after.eval()
-    spectrogram, roll = _spectrogram(), _roll((3, 5), (67, 48))
+    spectrogram, roll = noise_spectrogram(), score_roll((3, 5), (67, 48))
     with torch.no_grad():
         old = before.discriminate(spectrogram, before.condition(roll)).instrument_logits
         new = after.discriminate(spectrogram, after.condition(roll)).instrument_logits
@@ -88,9 +75,9 @@ def test_a_hinted_classifier_continued_without_the_hint_starts_fresh():
 def test_a_hinted_classifier_without_the_roll_and_bad_settings_are_clear_errors():
     model = _hinted()
     with pytest.raises(ConfigError, match="pitch hint"):
-        model.discriminator.classify(_spectrogram())
+        model.discriminator.classify(noise_spectrogram())
     with pytest.raises(ConfigError, match="pitch hint"):
-        model.discriminator.mel_classifier(_spectrogram())
+        model.discriminator.mel_classifier(noise_spectrogram())
     with pytest.raises(ConfigError, match="classifier_pitch_hint"):
         get_preset("cpu", classifier_input="joint", classifier_pitch_hint=True)
     with pytest.raises(ConfigError, match="classifier_pitch_hint"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from classifier_inputs import FRAMES, noise_spectrogram, score_roll
 
 from orchestrion.checkpoints import Checkpoint
 from orchestrion.errors import ConfigError
@@ -14,7 +15,6 @@ from orchestrion.systems.organ import OrganModel, get_preset
 from orchestrion.systems.organ.mel_classifier import MelClassifier
 from orchestrion.systems.organ.model import (
     SILENT_CHUNK_LOGIT,
-    DiscriminatorOutput,
     OrganLoss,
     VoiceJudgement,
 )
@@ -22,20 +22,6 @@ from orchestrion.systems.organ.train import load_start
 
 TINY = {"base_width": 4, "discriminator_width": 0.125, "classifier_network": "mel_cnn", "classifier_width": 0.25,
         "classifier_pitch_hint": True}
-FRAMES = 24
-
-
-def _roll(slots: tuple[int, ...], pitches: tuple[int, ...], frames: tuple[slice, ...] | None = None) -> torch.Tensor:
-    """(1, 16, 128, FRAMES): slot slots[i] plays pitch pitches[i] at 0.8 over frames[i] (default 4..19)."""
-    roll = torch.zeros(1, 16, 128, FRAMES)
-    for i, (slot, pitch) in enumerate(zip(slots, pitches, strict=True)):
-        roll[0, slot, pitch, frames[i] if frames else slice(4, 20)] = 0.8
-    return roll
-
-
-def _spectrogram(seed: int = 0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.log1p(torch.rand(1, 1, 513, FRAMES, generator=generator) ** 4 * 1e3)
 
 
 def _voices(**settings) -> OrganModel:
@@ -48,26 +34,26 @@ def _voices(**settings) -> OrganModel:
 
 def test_each_voice_is_named_without_its_slot():
     model = _voices()
-    spectrogram = _spectrogram()
+    spectrogram = noise_spectrogram()
 
     def judge(roll: torch.Tensor) -> VoiceJudgement:
         with torch.no_grad():
             return model.discriminator.classify_voices(spectrogram, model.condition(roll))
 
-    violin_and_cello = judge(_roll((3, 5), (67, 48)))
+    violin_and_cello = judge(score_roll((3, 5), (67, 48)))
     assert violin_and_cello.owner.tolist() == [0, 0] and violin_and_cello.slot.tolist() == [3, 5]
-    moved = judge(_roll((9, 0), (67, 48)))  # the same notes on other slots: the same answers, per voice
+    moved = judge(score_roll((9, 0), (67, 48)))  # the same notes on other slots: the same answers, per voice
     assert moved.slot.tolist() == [0, 9]
     torch.testing.assert_close(moved.logits.flip(0), violin_and_cello.logits, rtol=0, atol=1e-5)
     # each voice is read by its own notes: the two voices differ, and other notes give another answer
     assert (violin_and_cello.logits[0] - violin_and_cello.logits[1]).abs().max() > 1e-4
-    assert (judge(_roll((3, 5), (72, 43))).logits - violin_and_cello.logits).abs().max() > 1e-4
+    assert (judge(score_roll((3, 5), (72, 43))).logits - violin_and_cello.logits).abs().max() > 1e-4
 
 
 def test_a_chunk_names_what_any_of_its_voices_names_and_without_notes_names_none():
     model = _voices()
-    spectrogram = torch.cat([_spectrogram(0), _spectrogram(1), _spectrogram(2)])
-    roll = torch.cat([_roll((3, 5), (67, 48)), _roll((7,), (55,)), _roll((), ())])
+    spectrogram = torch.cat([noise_spectrogram(0), noise_spectrogram(1), noise_spectrogram(2)])
+    roll = torch.cat([score_roll((3, 5), (67, 48)), score_roll((7,), (55,)), score_roll((), ())])
     with torch.no_grad():
         judgement = model.discriminate(spectrogram, model.condition(roll))
     voices = judgement.voices
@@ -89,8 +75,8 @@ def test_a_chunk_names_what_any_of_its_voices_names_and_without_notes_names_none
 
 def test_a_voice_is_pooled_over_the_frames_where_it_sounds():
     model = _voices()
-    spectrogram = _spectrogram()
-    early, late = _roll((3,), (60,), (slice(0, 8),)), _roll((3,), (60,), (slice(16, 24),))
+    spectrogram = noise_spectrogram()
+    early, late = score_roll((3,), (60,), (slice(0, 8),)), score_roll((3,), (60,), (slice(16, 24),))
     with torch.no_grad():
         logits = [model.discriminator.classify_voices(spectrogram, model.condition(r)).logits for r in (early, late)]
     assert (logits[0] - logits[1]).abs().max() > 1e-3
@@ -107,8 +93,8 @@ def test_a_mel_classifier_continued_with_voices_answers_as_before_and_learns_to_
     assert "becomes 'mel_cnn'" in said and "keeps its weights" in said and "names each voice" in said
     before.eval()
     after.eval()
-    spectrogram = _spectrogram()
-    roll = _roll((3,), (60,), (slice(0, FRAMES),))  # one voice over every frame: pooled as the chunk was
+    spectrogram = noise_spectrogram()
+    roll = score_roll((3,), (60,), (slice(0, FRAMES),))  # one voice over every frame: pooled as the chunk was
     condition = before.condition(roll)
     with torch.no_grad():
         old = before.discriminator.mel_classifier(spectrogram, before.discriminator.pitch_hint(condition))
@@ -116,7 +102,8 @@ def test_a_mel_classifier_continued_with_voices_answers_as_before_and_learns_to_
     torch.testing.assert_close(new, old, rtol=0, atol=1e-5)
     after.train()
     judgement = after.discriminate(spectrogram, after.condition(roll))
-    OrganLoss(after.config).instrument_loss(judgement, torch.zeros(1, 16)).backward()
+    loss = OrganLoss(after.config).instrument_loss(judgement.instrument_logits, torch.zeros(1, 16), judgement.voices)
+    loss.backward()
     weight = dict(after.named_parameters())["discriminator.mel_classifier.blocks.0.0.weight"]
     assert weight[:, -1].abs().max() == 0 and weight.grad[:, -1].abs().max() > 0
 
@@ -127,7 +114,7 @@ def test_the_voice_loss_names_each_voice_by_its_own_slot_and_a_muted_one_by_none
     voices = VoiceJudgement(logits, owner=torch.tensor([0, 0, 1]), slot=torch.tensor([3, 5, 7]))
     labels = torch.zeros(2, 16)
     labels[0, 3] = labels[1, 7] = 1.0  # slot 5 is in item 0's score but muted in its audio
-    value = loss.instrument_loss(DiscriminatorOutput(torch.zeros(()), None, voices), labels)
+    value = loss.instrument_loss(torch.zeros(2, 16), labels, voices)
     targets = torch.zeros(3, 16)
     targets[0, 3] = targets[2, 7] = 1.0
     torch.testing.assert_close(value, F.binary_cross_entropy_with_logits(logits, targets))
@@ -135,7 +122,7 @@ def test_the_voice_loss_names_each_voice_by_its_own_slot_and_a_muted_one_by_none
     assert logits.grad[1].max() > 0 and logits.grad[0, 3] < 0  # the muted voice is pushed to name no one
     empty = VoiceJudgement(torch.zeros(0, 16, requires_grad=True), torch.zeros(0, dtype=torch.long),
                            torch.zeros(0, dtype=torch.long))
-    assert float(loss.instrument_loss(DiscriminatorOutput(torch.zeros(()), None, empty), labels).detach()) == 0.0
+    assert float(loss.instrument_loss(torch.zeros(2, 16), labels, empty).detach()) == 0.0
 
 
 def test_voices_need_the_mel_classifier_with_the_hint_and_are_asked_their_own_way():
@@ -152,6 +139,6 @@ def test_voices_need_the_mel_classifier_with_the_hint_and_are_asked_their_own_wa
         MelClassifier(16_000, 1024, 16, base_width=4, voices=True)
     model = _voices()
     with pytest.raises(ConfigError, match="voice_logits"):
-        model.discriminator.mel_classifier(_spectrogram(), torch.zeros(1, 1, 513, FRAMES))
+        model.discriminator.mel_classifier(noise_spectrogram(), torch.zeros(1, 1, 513, FRAMES))
     with pytest.raises(ConfigError, match="encoded roll"):
-        model.discriminator.classify(_spectrogram())
+        model.discriminator.classify(noise_spectrogram())

@@ -53,7 +53,6 @@ class ClassifierDraws(Sampler[tuple[Part, ...]]):
         for i, (_, subset, _) in enumerate(chunks.index):
             self.groups.setdefault(min(len(subset), BALANCE_TOP), []).append(i)
         self.sizes = sorted(self.groups)
-        self.size_weights = [float(size) for size in self.sizes]  # "dense" draws
 
     def __len__(self) -> int:
         return self.epoch_size
@@ -64,14 +63,11 @@ class ClassifierDraws(Sampler[tuple[Part, ...]]):
 
     def draw(self) -> tuple[Part, ...]:
         rng, index = self.rng, self.chunks.index
-        if self.sampling != "natural":
-            if self.sampling == "dense":
-                group = self.groups[rng.choices(self.sizes, self.size_weights)[0]]
-            else:
-                group = self.groups[self.sizes[rng.randrange(len(self.sizes))]]
-            p, subset, start = index[group[rng.randrange(len(group))]]
-        else:
+        if self.sampling == "natural":
             p, subset, start = index[rng.randrange(len(index))]
+        else:
+            group = self.groups[self._part_count()]
+            p, subset, start = index[group[rng.randrange(len(group))]]
         if len(subset) > 1 and 1 in self.groups and rng.random() < self.remix:
             parts = self._remixed(len(subset))
         else:
@@ -80,6 +76,12 @@ class ClassifierDraws(Sampler[tuple[Part, ...]]):
         if len(parts) > 1 and self.mute and rng.random() < self.mute:
             gains[rng.randrange(len(parts))] = -math.inf
         return tuple((p, k, s, gain) for (p, k, s), gain in zip(parts, gains, strict=True))
+
+    def _part_count(self) -> int:
+        """A part-count group: each equally often (``balanced``) or in proportion to its count (``dense``)."""
+        if self.sampling == "dense":
+            return self.rng.choices(self.sizes, weights=self.sizes)[0]
+        return self.sizes[self.rng.randrange(len(self.sizes))]
 
     def _remixed(self, size: int) -> list[tuple[int, int, int]]:
         """`size` one-part chunks, each of another piece while there are pieces enough."""

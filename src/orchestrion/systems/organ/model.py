@@ -610,10 +610,7 @@ class Discriminator(nn.Module):
         patch_logits = self.patch_head(features)
         if not self.has_classifier:
             return DiscriminatorOutput(patch_logits, None)
-        if self.classifies_voices:
-            voices = self.classify_voices(spectrogram, condition)
-            return DiscriminatorOutput(patch_logits, self.chunk_logits(voices, len(spectrogram)), voices)
-        return DiscriminatorOutput(patch_logits, self.classify(spectrogram, features, condition))
+        return DiscriminatorOutput(patch_logits, *self.judge_instruments(spectrogram, features, condition))
 
     @property
     def has_classifier(self) -> bool:
@@ -650,23 +647,30 @@ class Discriminator(nn.Module):
 
     def classify(self, spectrogram: Tensor, trunk_features: Tensor | None = None,
                  condition: Tensor | None = None) -> Tensor:
-        """Instrument logits (B, n_classes) of spectrograms (B, 1, F, T).
+        """Instrument logits (B, n_classes) of spectrograms (B, 1, F, T) (see :meth:`judge_instruments`)."""
+        return self.judge_instruments(spectrogram, trunk_features, condition)[0]
+
+    def judge_instruments(self, spectrogram: Tensor, trunk_features: Tensor | None = None,
+                          condition: Tensor | None = None) -> tuple[Tensor, VoiceJudgement | None]:
+        """Instrument logits (B, n_classes) of spectrograms (B, 1, F, T), and for a classifier
+        of voices their :class:`VoiceJudgement` (else None).
 
         A ``"joint"`` classifier reads the patch trunk's features of (spectrogram, roll):
         pass them as `trunk_features`; a ``"spectrogram"`` one computes its own (and ignores them).
-        A classifier with the pitch hint needs the encoded roll (B, C, F, T) as `condition`.
+        A classifier with the pitch hint or voices needs the encoded roll (B, C, F, T) as `condition`.
         """
         if not self.has_classifier:
             raise ConfigError("this discriminator was built without an instrument classifier")
         if self.classifies_voices:
             if condition is None:
                 raise ConfigError("a classifier of voices needs the encoded roll (its notes) as condition")
-            return self.chunk_logits(self.classify_voices(spectrogram, condition), len(spectrogram))
+            voices = self.classify_voices(spectrogram, condition)
+            return self.chunk_logits(voices, len(spectrogram)), voices
         hint = self.pitch_hint(condition) if self.classifier_pitch_hint else None
         logits = [] if self.classifier is None else [self._strided_logits(spectrogram, trunk_features, hint)]
         if self.mel_classifier is not None:
             logits.append(self.mel_classifier(spectrogram, hint))
-        return logits[0] if len(logits) == 1 else sum(logits) / len(logits)
+        return (logits[0] if len(logits) == 1 else sum(logits) / len(logits)), None
 
     def pitch_hint(self, condition: Tensor | None) -> Tensor:
         """The score's pitches with the instruments erased: the encoded roll's note channels
@@ -1036,7 +1040,8 @@ class OrganLoss(nn.Module):
                                                self.magnitude(fake, power_fake)).mean()
             total = total + config.spectral_convergence_weight * terms["sc"]
         if self._classifier_term(use_classifier, judgement, labels):
-            terms["instrument"] = self.instrument_loss(judgement, labels)  # type: ignore[arg-type]
+            terms["instrument"] = self.instrument_loss(judgement.instrument_logits, labels,  # type: ignore[union-attr]
+                                                       judgement.voices)  # type: ignore[union-attr]
             total = total + config.instrument_weight * terms["instrument"]
         terms["total"] = total
         return terms
@@ -1061,18 +1066,19 @@ class OrganLoss(nn.Module):
         terms = {"adversarial": adversarial}
         total = config.discriminator_adversarial_factor * terms["adversarial"]
         if self._classifier_term(use_classifier, real_judgement, labels):
-            terms["instrument"] = self.instrument_loss(real_judgement, labels)  # type: ignore[arg-type]
+            terms["instrument"] = self.instrument_loss(real_judgement.instrument_logits, labels,  # type: ignore[arg-type]
+                                                       real_judgement.voices)
             total = total + config.instrument_weight * terms["instrument"]
         terms["total"] = total
         return terms
 
-    def instrument_loss(self, judgement: DiscriminatorOutput, labels: Tensor) -> Tensor:
-        """Class-weighted BCE of the instrument logits against multi-hot labels (B, S); for a
-        classifier of voices, of each voice's logits against its own slot (one-hot, or none
-        where the slot is silent in the audio although its notes are in the score)."""
-        voices = judgement.voices
+    def instrument_loss(self, logits: Tensor, labels: Tensor, voices: VoiceJudgement | None = None) -> Tensor:
+        """Class-weighted BCE of the instrument logits (B, S) against multi-hot labels (B, S);
+        given a classifier of voices' `voices`, of each voice's logits against its own slot
+        (one-hot, or none where the slot is silent in the audio although its notes are in the
+        score) instead."""
         if voices is None:
-            return self.instrument(judgement.instrument_logits, labels)
+            return self.instrument(logits, labels)
         targets = F.one_hot(voices.slot, labels.shape[1]).to(labels.dtype)
         targets = targets * labels[voices.owner, voices.slot].unsqueeze(1)
         if len(targets) == 0:  # no notes anywhere in the batch: nothing to name

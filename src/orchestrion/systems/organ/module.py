@@ -17,7 +17,6 @@ from orchestrion.systems.organ.data import OrganChunks, TargetSpectrogram
 from orchestrion.systems.organ.model import (
     CLASSIFIER_WEIGHTS,
     GENERATOR_STATE,
-    DiscriminatorOutput,
     OrganLoss,
     OrganModel,
 )
@@ -151,14 +150,8 @@ class OrganModule(L.LightningModule):
         if self.config.classifier_pitch_hint:
             with torch.no_grad():
                 condition = self.model.condition(batch["roll"])
-        discriminator = self.model.discriminator
-        assert discriminator is not None
-        if discriminator.classifies_voices:
-            voices = discriminator.classify_voices(real, condition)  # type: ignore[arg-type]
-            judgement = DiscriminatorOutput(real.new_zeros(()), None, voices)
-        else:
-            judgement = DiscriminatorOutput(real.new_zeros(()), discriminator.classify(real, condition=condition))
-        loss = self.loss.instrument_loss(judgement, batch["instruments"])
+        logits, voices = self.model.discriminator.judge_instruments(real, condition=condition)  # type: ignore[union-attr]
+        loss = self.loss.instrument_loss(logits, batch["instruments"], voices)
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)

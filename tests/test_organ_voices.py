@@ -71,6 +71,12 @@ def test_a_chunk_names_what_any_of_its_voices_names_and_without_notes_names_none
     assert decided.instrument_logits[1, top] == voices.logits[2, top] + 3.0
     others = torch.arange(16) != top
     torch.testing.assert_close(decided.instrument_logits[1, others], voices.logits[2, others], rtol=0, atol=0)
+    model.discriminator.voice_penalty = 2.0  # and its other guesses lowered
+    with torch.no_grad():
+        single = model.discriminate(spectrogram, model.condition(roll))
+    assert single.instrument_logits[1, top] == voices.logits[2, top] + 3.0
+    torch.testing.assert_close(single.instrument_logits[1, others], voices.logits[2, others] - 2.0, rtol=0, atol=0)
+    torch.testing.assert_close(single.voices.logits, voices.logits, rtol=0, atol=0)
 
 
 def test_a_voice_is_pooled_over_the_frames_where_it_sounds():
@@ -135,6 +141,10 @@ def test_voices_need_the_mel_classifier_with_the_hint_and_are_asked_their_own_wa
         get_preset("cpu", **TINY, classifier_voice_bonus=3.0)
     with pytest.raises(ConfigError, match="classifier_voice_bonus"):
         get_preset("cpu", **TINY, classifier_voices=True, classifier_voice_bonus=-1.0)
+    with pytest.raises(ConfigError, match="classifier_voice_penalty"):
+        get_preset("cpu", **TINY, classifier_voice_penalty=1.0)
+    with pytest.raises(ConfigError, match="classifier_voice_penalty"):
+        get_preset("cpu", **TINY, classifier_voices=True, classifier_voice_penalty=-1.0)
     with pytest.raises(ConfigError, match="needs pitch_hint"):
         MelClassifier(16_000, 1024, 16, base_width=4, voices=True)
     model = _voices()

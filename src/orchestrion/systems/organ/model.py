@@ -495,8 +495,9 @@ class Discriminator(nn.Module):
 
     A mel classifier built with ``voices`` (and no strided one) names each sounding slot's
     notes alone (:class:`VoiceJudgement`); a chunk's logits are the maximum over its voices,
-    each voice's most likely instrument raised by `voice_bonus` logits (default 0), and a
-    chunk with no notes names no instrument.
+    each voice's most likely instrument raised by `voice_bonus` logits and its other
+    guesses lowered by `voice_penalty` (both default 0), and a chunk with no notes names
+    no instrument.
 
     Shapes
     ------
@@ -523,6 +524,7 @@ class Discriminator(nn.Module):
         strided_classifier: bool = True,
         classifier_pitch_hint: bool = False,
         voice_bonus: float = 0.0,
+        voice_penalty: float = 0.0,
     ) -> None:
         super().__init__()
         for name, value, choices in (("classifier_input", classifier_input, CLASSIFIER_INPUTS),
@@ -567,6 +569,7 @@ class Discriminator(nn.Module):
             raise ConfigError("a mel classifier of voices stands alone: build it without the strided classifier")
         self.classifier_pitch_hint = bool(classifier_pitch_hint)
         self.voice_bonus = float(voice_bonus)
+        self.voice_penalty = float(voice_penalty)
         self.n_classes = int(n_classes)
         if classifier and strided_classifier:
             if classifier_input == "spectrogram":
@@ -635,12 +638,12 @@ class Discriminator(nn.Module):
 
     def chunk_logits(self, voices: VoiceJudgement, batch: int) -> Tensor:
         """Instrument logits (batch, n_classes) of chunks: each the maximum over its voices',
-        each voice's top logit raised by `voice_bonus` (:data:`SILENT_CHUNK_LOGIT` where a
-        chunk has no voice)."""
+        each voice's top logit raised by `voice_bonus` and its others lowered by
+        `voice_penalty` (:data:`SILENT_CHUNK_LOGIT` where a chunk has no voice)."""
         decided = voices.logits
-        if self.voice_bonus and len(decided):
+        if (self.voice_bonus or self.voice_penalty) and len(decided):
             top = F.one_hot(decided.argmax(dim=1), decided.shape[1]).to(decided.dtype)
-            decided = decided + self.voice_bonus * top
+            decided = decided + self.voice_bonus * top - self.voice_penalty * (1.0 - top)
         logits = decided.new_full((batch, self.n_classes), SILENT_CHUNK_LOGIT)
         index = voices.owner.unsqueeze(1).expand_as(decided)
         return logits.scatter_reduce(0, index, decided, reduce="amax", include_self=False)
@@ -797,6 +800,7 @@ class OrganModel(nn.Module):
                 strided_classifier="strided" in config.classifier_parts,
                 classifier_pitch_hint=config.classifier_pitch_hint,
                 voice_bonus=config.classifier_voice_bonus,
+                voice_penalty=config.classifier_voice_penalty,
             )
 
     @staticmethod

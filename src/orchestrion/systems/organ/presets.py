@@ -47,7 +47,8 @@ CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width", "classifier_netwo
 """Fields that shape only the instrument classifier: a model may be continued
 (``init_from``) under other values of these, with a freshly initialised classifier (or, for a
 wider strided stack, a pitch hint or voices turned on, the trained one grown: see ``grow.py``)."""
-CLASSIFIER_INPUT_FIELDS = ("classifier_db_range", "classifier_mel_db_range", "classifier_voice_bonus")
+CLASSIFIER_INPUT_FIELDS = ("classifier_db_range", "classifier_mel_db_range", "classifier_voice_bonus",
+                           "classifier_voice_penalty")
 """Fields that change what the instrument classifier reads or how it decides, not its weights: a model may be
 continued (``init_from``) under other values of these, its classifier from its weights."""
 ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections",
@@ -245,8 +246,8 @@ class OrganConfig:
         continued with it: the hint's input weights start at zero.
     classifier_voices : bool
         The mel classifier (``classifier_network="mel_cnn"``, with the pitch hint) names each
-        voice alone: every sounding slot's notes, the slot erased, go in as one more channel
-        of its last block, and each voice is trained on its own label. A chunk's answer is
+        voice alone: every sounding slot's notes, the slot erased, go in as one more input
+        channel, and each voice is trained on its own label. A chunk's answer is
         the maximum over its voices, so a chunk without notes names none. A model without it
         can be continued with it: the voice channel's weights start at zero.
     classifier_voice_bonus : float
@@ -255,6 +256,10 @@ class OrganConfig:
         by someone, so its best guess is named unless the classifier is sure no one plays
         it (logit below minus the bonus, as for a part written but not heard). Decides only:
         the voice loss reads the logits without it.
+    classifier_voice_penalty : float
+        Logits taken from each voice's other guesses when a chunk's answer is formed (0:
+        none). A written voice is played by one instrument, so a large penalty lets each
+        voice name its best guess only. Decides only, like the bonus.
 
     Losses
     ------
@@ -380,6 +385,7 @@ class OrganConfig:
     classifier_pitch_hint: bool = False
     classifier_voices: bool = False
     classifier_voice_bonus: float = 0.0
+    classifier_voice_penalty: float = 0.0
     # losses
     gan_loss: str = "bce"
     adversarial_weight: float = 1.0
@@ -530,9 +536,10 @@ class OrganConfig:
                               "(a 'joint' classifier reads the whole encoded roll)")
         if not isinstance(self.classifier_voices, bool):
             raise ConfigError(f"classifier_voices must be true or false, got {self.classifier_voices!r}")
-        number("classifier_voice_bonus", positive=False)
-        if self.classifier_voice_bonus and not self.classifier_voices:
-            raise ConfigError("classifier_voice_bonus applies to a classifier of voices (classifier_voices true)")
+        for name in ("classifier_voice_bonus", "classifier_voice_penalty"):
+            number(name, positive=False)
+            if getattr(self, name) and not self.classifier_voices:
+                raise ConfigError(f"{name} applies to a classifier of voices (classifier_voices true)")
         if self.classifier_voices and not (self.classifier_network == "mel_cnn" and self.classifier_pitch_hint):
             raise ConfigError("classifier_voices needs classifier_network 'mel_cnn' and classifier_pitch_hint true "
                               f"(got {self.classifier_network!r} and {self.classifier_pitch_hint!r})")

@@ -99,7 +99,7 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     reshaped = [k for k in differ if k in CLASSIFIER_FIELDS]
     widths = (previous.classifier_scale, config.classifier_scale)
     hint_added = config.classifier_pitch_hint and not previous.classifier_pitch_hint  # a zero input channel
-    voices_added = config.classifier_voices and not previous.classifier_voices  # a zero channel of the last block
+    voices_added = config.classifier_voices and not previous.classifier_voices  # a zero input channel
     width_grows = config.classifier_network == "strided" and widths[1] >= widths[0]  # only the strided stack grows
     growable = {"classifier_width"} if width_grows else set()
     growable |= {field for field, added in (("classifier_pitch_hint", hint_added),

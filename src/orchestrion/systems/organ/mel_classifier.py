@@ -131,7 +131,7 @@ class MelClassifier(nn.Module):
         x = torch.cat([self._inputs(log_power, hint)[owner], self.power_front(voices.unsqueeze(1))], dim=1)
         x = self._blocks(x)
         sounding = F.max_pool1d(voices.amax(dim=1, keepdim=True), 2**POOLED_BLOCKS).squeeze(1) > 0
-        return self._head(x, sounding[:, :x.shape[-1]])
+        return self._head(x, sounding)
 
     def _inputs(self, log_power: Tensor, hint: Tensor | None) -> Tensor:
         """The front end of the spectrogram (B, 1, F, T) [and the hint] -> (B, 1 [+ 1], n_mels, T)."""

@@ -642,8 +642,8 @@ class Discriminator(nn.Module):
         `voice_penalty` (:data:`SILENT_CHUNK_LOGIT` where a chunk has no voice)."""
         decided = voices.logits
         if (self.voice_bonus or self.voice_penalty) and len(decided):
-            top = F.one_hot(decided.argmax(dim=1), decided.shape[1]).to(decided.dtype)
-            decided = decided + self.voice_bonus * top - self.voice_penalty * (1.0 - top)
+            top = F.one_hot(decided.argmax(dim=1), decided.shape[1]).bool()
+            decided = torch.where(top, decided + self.voice_bonus, decided - self.voice_penalty)
         logits = decided.new_full((batch, self.n_classes), SILENT_CHUNK_LOGIT)
         index = voices.owner.unsqueeze(1).expand_as(decided)
         return logits.scatter_reduce(0, index, decided, reduce="amax", include_self=False)

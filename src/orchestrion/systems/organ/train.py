@@ -101,9 +101,8 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     hint_added = config.classifier_pitch_hint and not previous.classifier_pitch_hint  # a zero input channel
     voices_added = config.classifier_voices and not previous.classifier_voices  # a zero input channel
     width_grows = config.classifier_network == "strided" and widths[1] >= widths[0]  # only the strided stack grows
-    growable = {"classifier_width"} if width_grows else set()
-    growable |= {field for field, added in (("classifier_pitch_hint", hint_added),
-                                            ("classifier_voices", voices_added)) if added}
+    growable = {field for field, grows in (("classifier_width", width_grows), ("classifier_pitch_hint", hint_added),
+                                           ("classifier_voices", voices_added)) if grows}
     if "classifier_network" in reshaped and not set(reshaped) - growable - {"classifier_network"}:
         new_parts = [part for part in config.classifier_parts if part not in shared_parts]
         warnings.warn(f"--init-from {init_from}: its instrument classifier becomes {config.classifier_network!r}"

@@ -19,7 +19,7 @@ import torch
 from cli_checks import assert_clean_failure
 from typer.testing import CliRunner
 
-from orchestrion.checkpoints import CheckpointError, save_checkpoint
+from orchestrion.checkpoints import CheckpointError, read_training_checkpoint, save_checkpoint
 from orchestrion.cli import app
 from orchestrion.errors import ConfigError, EmptyScoreError, MidiReadError
 from orchestrion.symbolic import DrumTrackWarning, InstrumentVocabulary, score_to_pianoroll
@@ -849,7 +849,7 @@ def test_cli_train_render_continues_a_model_with_learned_lobes_added(tiny_datase
     corrections = after["harmonic_output.lobe_corrections"].float()
     within_reach = int((partial_lobe_templates(config.sample_rate, config.n_fft) > 0).sum())
     assert corrections.shape == (16, within_reach) and corrections.abs().max() > 0
-    optimiser = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    optimiser = read_training_checkpoint(run / "checkpoints" / "last.ckpt")
     groups = optimiser["optimizer_states"][0]["param_groups"]
     assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-2])  # the lobes at 10x
     rendered = runner.invoke(app, ["render", str(write_score(tmp_path / "solo.mid", make_score([(40, 67)], 1.0))),
@@ -962,7 +962,7 @@ def test_cli_train_render_follows_the_cosine_schedule_in_both_optimisers(tiny_da
     result = _train_tiny(tiny_dataset, run, "--max-steps", "4", "--set", "learning_rate=1e-2",
                          "--set", "lr_schedule=cosine", "--set", "lr_final_fraction=0.1")
     assert result.exit_code == 0, result.output
-    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    state = read_training_checkpoint(run / "checkpoints" / "last.ckpt")
     config = OrganConfig.from_dict(json.loads((run / "model" / "config.json").read_text())["config"])
     last_batch = config.learning_rate_at(3 / 4)  # the fourth batch starts three quarters in
     assert last_batch < 0.5 * config.learning_rate
@@ -977,7 +977,7 @@ def test_cli_train_render_exports_the_generators_moving_average(tiny_dataset, tm
     result = _train_tiny(tiny_dataset, run, "--max-steps", "3", "--set", "learning_rate=1e-2",
                          "--set", "ema_decay=0.9")
     assert result.exit_code == 0, result.output
-    trained = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    trained = read_training_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
     exported = load_file(run / "model" / "model.safetensors")
     assert int(trained["generator_average.updates"]) == 3
     name = next(k for k in exported if k.startswith("generator.") and k.endswith(".weight"))
@@ -996,7 +996,7 @@ def test_cli_train_render_starts_the_moving_average_from_the_init_from_weights(t
     result = _continue_for_one_step(tiny_dataset, checkpoint, run, "ema_decay=0.99", "learning_rate=1e-2")
     assert result.exit_code == 0, result.output
     start = load_file(checkpoint / "model.safetensors")
-    trained = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    trained = read_training_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
     exported = load_file(run / "model" / "model.safetensors")
     name = next(k for k in exported if k.startswith("generator.") and k.endswith(".weight"))
     # the first update keeps a tenth of the start (warm-up decay 1/10), whatever ema_decay is

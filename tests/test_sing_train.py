@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Subset
 from typer.testing import CliRunner
 
-from orchestrion.checkpoints import CheckpointError, save_checkpoint
+from orchestrion.checkpoints import CheckpointError, read_training_checkpoint, save_checkpoint
 from orchestrion.cli import app
 from orchestrion.data.build_nsynth import NSynthBuildConfig, build_nsynth
 from orchestrion.data.nsynth import NSynthDataset
@@ -291,8 +291,8 @@ def test_resume_continues_an_unfinished_stage_and_skips_finished_ones(tiny_data,
         rates.append(self.trainer.optimizers[0].param_groups[0]["lr"])
 
     monkeypatch.setattr(SingModule, "on_train_start", record_rate)
-    resumed_state = torch.load(out / "stages" / "autoencoder" / "checkpoints" / "last.ckpt",
-                               map_location="cpu", weights_only=False)["optimizer_states"][0]
+    resumed_state = read_training_checkpoint(out / "stages" / "autoencoder" / "checkpoints" / "last.ckpt")[
+        "optimizer_states"][0]
     assert resumed_state["param_groups"][0]["lr"] != 1e-4  # the run's own rate
     # the learning rate may change mid-stage: the resumed optimiser takes the new one
     report = train_note(tiny_data, out, overrides={"learning_rate": 1e-4}, stages=["autoencoder"],
@@ -592,8 +592,7 @@ def test_timed_checkpoints_are_written_while_a_stage_trains(tiny_data, tmp_path,
                checkpoint_minutes=1e-6, evaluate_notes=0, progress=False)
     # one save per batch (the period is ~0) plus the end of training, each leaving last.ckpt
     assert [step for step, _ in saves][:3] == [1, 2, 3] and all(exists for _, exists in saves)
-    last = torch.load(tmp_path / "stages" / "autoencoder" / "checkpoints" / "last.ckpt",
-                      map_location="cpu", weights_only=False)
+    last = read_training_checkpoint(tmp_path / "stages" / "autoencoder" / "checkpoints" / "last.ckpt")
     assert last["global_step"] == 3
 
 

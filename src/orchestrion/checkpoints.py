@@ -3,14 +3,21 @@
 config.json holds {"system": "render" | "note" | ..., "format": 1, "config": {...}}; the card
 records the metrics reached, the exact training command and the data seen. Loading never
 unpickles anything, and a checkpoint of another system is refused with a clear error.
+
+A training run's own Lightning checkpoints (``*.ckpt``) are read by
+:func:`read_training_checkpoint` only: ``torch.load(weights_only=True)``, which builds
+tensors and plain containers, numbers and strings and refuses every other Python object
+before creating it. Pickle files (``.pt``, ``.pth``, ``.pkl``, ``.bin``) are never read.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +34,8 @@ CONFIG_NAME = "config.json"
 CARD_NAME = "MODEL_CARD.md"
 FORMAT_VERSION = 1
 ASSETS_DIR = Path(__file__).resolve().parent / "assets" / "models"
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin")
+"""File endings of pickled torch or Python objects: refused as models, never read."""
 HISTORY_LINE = re.compile(r"- (trained|training command|started from)( \([^)]*\))?:")
 """A card line on how its weights were made: "- trained:", "- training command (note):" ..."""
 
@@ -99,6 +108,12 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_dir():
         return path
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(f"refused: {path.suffix} files hold pickled Python objects and are never read; "
+                              f"a model is a folder holding {WEIGHTS_NAME} and {CONFIG_NAME}", path)
+    if path.is_file():
+        raise CheckpointError(f"not a model folder: a model is a folder holding {WEIGHTS_NAME} and {CONFIG_NAME}",
+                              path)
     shipped = ASSETS_DIR / str(name_or_path)
     if shipped.is_dir():
         return shipped
@@ -147,3 +162,36 @@ def load_state_into(module: torch.nn.Module, checkpoint: Checkpoint, skip: tuple
     misfits = sorted([k for k in missing if not k.startswith(skip)] + list(unexpected))
     if misfits:
         raise CheckpointError(f"weights do not fit this model ({misfits[0]!r} differs)", checkpoint.path)
+
+
+def read_training_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """A training run's Lightning checkpoint (``last.ckpt``, ``step-*.ckpt``) as plain data.
+
+    Read with ``torch.load(weights_only=True)``: tensors, dicts, lists, tuples, numbers and
+    strings only (all our runs store); a file holding any other Python object is refused
+    before that object is made, and a file that is not a torch archive is never unpickled.
+    `mmap` maps the tensors instead of reading them (cheap when only the settings are needed).
+
+    Raises
+    ------
+    CheckpointError
+        Missing, not a torch archive, holding Python objects, or lacking a Lightning
+        checkpoint's ``state_dict`` and ``hyper_parameters``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("no such training checkpoint", path)
+    if not zipfile.is_zipfile(path):  # a bare pickle: refused unread
+        raise CheckpointError("not a training checkpoint (not a torch archive)", path)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError:
+        raise CheckpointError("refused: the file holds Python objects a training checkpoint does not hold "
+                              "(it was not unpickled)", path) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"not a training checkpoint ({first})", path) from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("state_dict"), Mapping) \
+            or not isinstance(saved.get("hyper_parameters"), Mapping):
+        raise CheckpointError("not a training checkpoint (no state_dict and hyper_parameters)", path)
+    return saved

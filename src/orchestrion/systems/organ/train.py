@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import time
 import warnings
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from orchestrion.checkpoints import (
     CheckpointError,
     load_checkpoint,
     load_state_into,
+    read_training_checkpoint,
     save_checkpoint,
 )
 from orchestrion.errors import ConfigError
@@ -166,9 +166,9 @@ def _check_resumed_run(last: Path, classifier_only: bool, config: OrganConfig) -
     Losses and the optimiser (`TRAINING_FIELDS`) may change on resume, except turning the
     generator's moving average on or off (it is part of the saved state).
     """
-    # mmap: only the pickled structure is read here; Lightning reads the weights when it resumes
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
-    saved = checkpoint.get("hyper_parameters", {})
+    # mmap: only the settings are read here; Lightning reads the weights when it resumes
+    checkpoint = read_training_checkpoint(last, mmap=True)
+    saved = checkpoint["hyper_parameters"]
     trained_alone = bool(saved.get("classifier_only", False))
     if trained_alone != classifier_only:
         how = "with" if trained_alone else "without"
@@ -309,7 +309,7 @@ def train_render(
         on_start(config)
     started = time.time()
     trainer.fit(module, train_loader, _valid_loader(valid_set, config.batch_size),
-                ckpt_path=str(last) if resume else None)
+                ckpt_path=str(last) if resume else None, weights_only=True)
     minutes = (time.time() - started) / 60
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     steps = module.training_steps(trainer.global_step)
@@ -372,17 +372,15 @@ def load_training_snapshot(path: str | Path) -> Checkpoint:
     as a model checkpoint, with the weights the run would export (the generator's moving
     average when it kept one). Raises CheckpointError for anything else."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError("no such training checkpoint", path)
+    saved = read_training_checkpoint(path)
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
         settings, state = saved["hyper_parameters"], saved["state_dict"]
         config = OrganConfig.from_dict(settings["config"])
         module = OrganModule(config, total_steps=settings.get("total_steps", 0),
                              label_counts=settings.get("label_counts"), n_chunks=settings.get("n_chunks", 0),
                              classifier_only=bool(settings.get("classifier_only", False)))
         module.load_state_dict(state)
-    except (ConfigError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+    except (ConfigError, KeyError, TypeError, RuntimeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"not a training checkpoint of a render model ({first})", path) from None
     steps = module.training_steps(saved.get("global_step", 0))

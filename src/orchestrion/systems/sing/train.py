@@ -57,6 +57,7 @@ from orchestrion.checkpoints import (
     CheckpointError,
     load_checkpoint,
     load_state_into,
+    read_training_checkpoint,
     save_checkpoint,
 )
 from orchestrion.data.records import NoteRecord
@@ -211,10 +212,10 @@ def _differing_fields(one: SingConfig, other: SingConfig) -> list[str]:
             if getattr(one, f.name) != getattr(other, f.name)]
 
 
-def _initial_weights(init_from: str | Path, plan: RunPlan, stages: Sequence[str]) -> InitialWeights:
-    """Load `init_from` and check that it fits the run: same instrument table, same config
-    but for training settings and `FRESH_PART_FIELDS` (whose weights start fresh)."""
-    start = load_checkpoint(init_from, system=SYSTEM)
+def _initial_weights(init_from: str | Path, start: Checkpoint, plan: RunPlan,
+                     stages: Sequence[str]) -> InitialWeights:
+    """Check that `start` (loaded from `init_from`) fits the run: same instrument table, same
+    config but for training settings and `FRESH_PART_FIELDS` (whose weights start fresh)."""
     try:
         before = SingConfig.from_dict(start.config["sing"])
         table = InstrumentTable.from_dict(start.config)
@@ -495,14 +496,18 @@ def train_note(
                               "to continue this run, or choose another --out folder")
     if resume and not (out_dir / RUN_FILE).is_file():
         raise ConfigError(f"--resume: nothing to resume in {out_dir} (no {RUN_FILE})")
+    for stage in stages:  # a checkpoint holding Python objects is refused before anything runs
+        if resume and _last_ckpt(out_dir, stage).is_file() and not _stage_finished(out_dir, stage):
+            read_training_checkpoint(_last_ckpt(out_dir, stage), mmap=True)
+    start = load_checkpoint(init_from, system=SYSTEM) if init_from is not None else None  # before the data
     plan, train_records = _plan_run(data_dir, out_dir, preset, overrides, instruments, split_mode)
     config = plan.config
     initial = None
-    if init_from is not None:
+    if init_from is not None and start is not None:
         if (out_dir / RUN_FILE).is_file() and not plan.started_from:
             raise ConfigError(f"--init-from: the run in {out_dir} did not start from a model; "
                               "choose another --out folder")
-        initial = _initial_weights(init_from, plan, stages)
+        initial = _initial_weights(init_from, start, plan, stages)
         plan.started_from = plan.started_from or initial.description
     _check_partial_stages_keep_settings(out_dir, stages, plan.extra.get("changed_training_fields", []))
     if rank_zero_only.rank == 0:
@@ -666,7 +671,7 @@ def _train_stage(
         initial_val_loss = _metric(trainer.validate(module, valid_loader, verbose=False)[0], "val/loss")
     if epochs > 0 and (max_steps is None or max_steps > 0):
         trainer.fit(module, train_loader, valid_loader,
-                    ckpt_path=str(last) if last.is_file() else None)
+                    ckpt_path=str(last) if last.is_file() else None, weights_only=True)
     train_loss = _metric(trainer.callback_metrics, "train/loss")
     if math.isnan(train_loss):  # resumed at its end: no batch ran in this call
         train_loss = _last_logged(stage_dir, "train/loss")

@@ -72,7 +72,8 @@ from orchestrion.systems.organ.infer import (  # noqa: E402
     RenderModel,
     render_score,
 )
-from orchestrion.systems.organ.windows import from_crossfade_domain, griffin_lim_blocks  # noqa: E402
+from orchestrion.audio.blocks import griffin_lim_blocks  # noqa: E402
+from orchestrion.systems.organ.windows import from_crossfade_domain  # noqa: E402
 
 
 def pieces(sample_rate: int) -> list[tuple[str, object, np.ndarray, int]]:

@@ -80,7 +80,7 @@ from orchestrion.systems.organ.infer import (  # noqa: E402
     RenderModel,
     render_score,
 )
-from orchestrion.systems.organ.model import OrganModel  # noqa: E402
+from orchestrion.systems.organ.model import OrganNetwork  # noqa: E402
 
 
 def make_score(seconds: float, eight_parts: bool = False) -> pretty_midi.PrettyMIDI:
@@ -201,7 +201,7 @@ def main() -> None:
     model, what = load_model()
     config = model.config
     print(f"orGAN render benchmark: {what}")
-    counts = OrganModel.from_config(config).parameter_counts()
+    counts = OrganNetwork.from_config(config).parameter_counts()
     lobes = f" + {counts['learned lobes']:,} learned lobe corrections" if counts["learned lobes"] else ""
     print(
         f"  {config.sample_rate} Hz, n_fft {config.n_fft}, hop {config.hop_length}, "

@@ -15,7 +15,7 @@ from orchestrion.errors import ConfigError
 from orchestrion.systems.organ import get_preset
 from orchestrion.systems.organ.encoding import AGE_UNKNOWN, ChannelSubset, note_ages
 from orchestrion.systems.organ.infer import RenderModel, render_score
-from orchestrion.systems.organ.model import OrganModel
+from orchestrion.systems.organ.gan import OrganModel
 from orchestrion.systems.organ.train import _fresh_weights
 
 AGES_S = [0.05, 0.2]

@@ -25,7 +25,8 @@ from orchestrion.errors import ConfigError, EmptyScoreError, MidiReadError
 from orchestrion.symbolic import DrumTrackWarning, InstrumentVocabulary, score_to_pianoroll
 from orchestrion.systems.organ import get_preset
 from orchestrion.systems.organ.infer import RenderModel, render_score
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, OrganModel
+from orchestrion.systems.organ.discriminator import CLASSIFIER_WEIGHTS
+from orchestrion.systems.organ.gan import OrganModel
 from orchestrion.systems.organ.presets import OrganConfig
 from orchestrion.systems.organ.tracks import (
     RenderWarning,
@@ -33,7 +34,8 @@ from orchestrion.systems.organ.tracks import (
     substitute_slot,
     trained_slots_of,
 )
-from orchestrion.systems.organ.windows import WindowPlan, griffin_lim_blocks
+from orchestrion.audio.blocks import griffin_lim_blocks
+from orchestrion.systems.organ.windows import WindowPlan
 
 SR, HOP = 16000, 256
 FRAME_RATE = SR / HOP
@@ -421,12 +423,13 @@ def test_cli_render_renders_each_part_alone_unless_told_mix(checkpoint, tmp_path
 
 
 def test_cli_render_defaults_are_the_render_functions():
-    from orchestrion.systems.organ import commands, infer, windows
+    from orchestrion.audio import blocks
+    from orchestrion.systems.organ import commands, infer
 
     assert commands.DEFAULT_MODEL == infer.DEFAULT_MODEL
     assert commands.DEFAULT_ITERS == infer.DEFAULT_N_ITER
     assert commands.DEFAULT_PHASE_INIT == infer.DEFAULT_PHASE_INIT
-    assert commands.PHASE_INITS == windows.PHASE_INITS
+    assert commands.PHASE_INITS == blocks.PHASE_INITS
 
 
 def test_phase_init_is_checked_and_vocoder_by_default(tiny_model, checkpoint, tmp_path):
@@ -539,14 +542,16 @@ def tiny_dataset(tmp_path_factory) -> Path:
     return out
 
 
-def test_evaluate_render_on_a_tiny_dataset(tiny_model, tiny_dataset, tmp_path):
+def test_evaluate_render_on_a_tiny_dataset(checkpoint, tiny_dataset, tmp_path):
     from orchestrion.systems.organ.evaluate import evaluate_render
 
     png = tmp_path / "compare.png"
+    model = RenderModel.from_pretrained(checkpoint)  # its classifier is read from the folder alone
+    assert not hasattr(model.network, "discriminator")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = evaluate_render(
-            tiny_model, tiny_dataset, split="test", max_chunks=6, n_iter=4, out_png=png
+            model, tiny_dataset, split="test", max_chunks=6, n_iter=4, out_png=png
         )
     row = report.table63
     for value in (
@@ -1087,3 +1092,43 @@ def test_inference_model_renders_what_the_trained_network_renders() -> None:
     render_score(make_score([(41, 60)], 1.0), trained, n_iter=0)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trained.generator.modules())
     trained.train()
+
+
+# -- rendering builds only what renders ----------------------------------------------
+
+
+def test_importing_inference_loads_no_training_code():
+    """`render` builds the generator alone: no Lightning, discriminator, GAN, losses or trainer."""
+    import subprocess
+    import sys
+
+    training = ["lightning", "orchestrion.systems.organ.discriminator", "orchestrion.systems.organ.gan",
+                "orchestrion.systems.organ.losses", "orchestrion.systems.organ.module",
+                "orchestrion.systems.organ.train", "orchestrion.systems.organ.mel_classifier"]
+    probe = ("import sys, orchestrion.systems.organ.infer, orchestrion.systems.organ.commands; "
+             f"print([m for m in {training!r} if m in sys.modules])")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
+
+
+def test_a_model_without_its_discriminator_renders_alike_and_continues_with_a_fresh_one(
+        tiny_dataset, checkpoint, tmp_path):
+    from orchestrion.checkpoints import load_checkpoint
+
+    start = load_checkpoint(checkpoint, "render")
+    bare = save_checkpoint(tmp_path / "bare", "render", start.config,
+                           {k: v for k, v in start.state_dict.items() if not k.startswith("discriminator.")},
+                           start.card)
+    roll = torch.zeros(1, 16, 128, 24)
+    roll[0, 2, 60, 3:20] = 0.8
+    with torch.no_grad():
+        torch.testing.assert_close(RenderModel.from_pretrained(bare)(roll), RenderModel.from_pretrained(checkpoint)(roll))
+    run = tmp_path / "run"
+    continued = _train_tiny(tiny_dataset, run, "--max-steps", "1", "--init-from", str(bare))
+    assert continued.exit_code == 0, continued.output
+    assert "carries no discriminator" in continued.output and "starts fresh" in continued.output
+    exported = load_checkpoint(run / "model", "render").state_dict
+    assert any(k.startswith("discriminator.") for k in exported)  # trained alongside, exported with the run
+    refused = _train_tiny(tiny_dataset, tmp_path / "cls", "--max-steps", "1", "--init-from", str(bare),
+                          "--classifier-only")
+    assert_clean_failure(refused, tmp_path / "cls", "--classifier-only", "no instrument classifier")

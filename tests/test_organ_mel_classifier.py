@@ -12,7 +12,7 @@ from orchestrion.checkpoints import Checkpoint
 from orchestrion.errors import ConfigError
 from orchestrion.systems.organ import OrganModel, get_preset
 from orchestrion.systems.organ.mel_classifier import MEL_FMIN_HZ, MelClassifier
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
+from orchestrion.systems.organ.discriminator import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.train import load_start
 
 TINY = {"base_width": 4, "discriminator_width": 0.125}

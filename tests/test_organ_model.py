@@ -37,7 +37,9 @@ from orchestrion.systems.organ import (
     receptive_field,
 )
 from orchestrion.systems.organ.encoding import rising_edges, slots_playing
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, relative_db, sounding_slots
+from orchestrion.metrics.audio import relative_db
+from orchestrion.systems.organ.discriminator import CLASSIFIER_WEIGHTS
+from orchestrion.systems.organ.model import sounding_slots
 from orchestrion.systems.organ.train import _fresh_weights, load_start
 
 A4 = 69

@@ -13,7 +13,7 @@ from orchestrion.checkpoints import Checkpoint
 from orchestrion.errors import ConfigError
 from orchestrion.nn.pitch import pitch_to_hz
 from orchestrion.systems.organ.data import PieceTensors
-from orchestrion.systems.organ.model import OrganModel
+from orchestrion.systems.organ.gan import OrganModel
 from orchestrion.systems.organ.note_bank import (
     VELOCITY_SLOPE,
     NoteBank,

@@ -11,7 +11,7 @@ from classifier_inputs import FRAMES, noise_spectrogram, score_roll
 from orchestrion.checkpoints import Checkpoint
 from orchestrion.errors import ConfigError
 from orchestrion.systems.organ import OrganModel, get_preset
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS
+from orchestrion.systems.organ.discriminator import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.train import load_start
 
 TINY = {"base_width": 4, "discriminator_width": 0.125, "classifier_network": "both", "classifier_width": 0.25}

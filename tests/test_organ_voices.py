@@ -13,11 +13,8 @@ from orchestrion.checkpoints import Checkpoint
 from orchestrion.errors import ConfigError
 from orchestrion.systems.organ import OrganModel, get_preset
 from orchestrion.systems.organ.mel_classifier import MelClassifier
-from orchestrion.systems.organ.model import (
-    SILENT_CHUNK_LOGIT,
-    OrganLoss,
-    VoiceJudgement,
-)
+from orchestrion.systems.organ.discriminator import SILENT_CHUNK_LOGIT, VoiceJudgement
+from orchestrion.systems.organ.losses import OrganLoss
 from orchestrion.systems.organ.train import load_start
 
 TINY = {"base_width": 4, "discriminator_width": 0.125, "classifier_network": "mel_cnn", "classifier_width": 0.25,

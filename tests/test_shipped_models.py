@@ -12,7 +12,7 @@ from orchestrion.checkpoints import ASSETS_DIR
 from orchestrion.systems.sing.infer import NoteModel, generate_notes
 
 SIZE_LIMIT_MB = 14.0
-"""render-cpu carries its note bank and a mel classifier (4.8 and 1.7 MB of its 12.3 as float16)."""
+"""render-cpu carries its note bank (4.8 MB of its 10.2 as float16), and no discriminator."""
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HISTORY_PATH = "docs/models/render-cpu-history.md"
 
@@ -24,6 +24,19 @@ def test_shipped_model_is_small_and_documented(name):
     assert size_mb < SIZE_LIMIT_MB, size_mb
     card = (folder / "MODEL_CARD.md").read_text()
     assert "orchestrion train" in card and "orchestrion evaluate" in card
+
+
+def test_shipped_render_model_carries_only_what_renders():
+    """Its weights are the network that renders, each one read: no discriminator nor classifier."""
+    from orchestrion.checkpoints import load_checkpoint
+    from orchestrion.systems.organ.infer import RenderModel
+    from orchestrion.systems.organ.model import OrganNetwork
+
+    weights = load_checkpoint("render-cpu", "render").state_dict
+    assert not [k for k in weights if k.startswith("discriminator.")]
+    model = RenderModel.from_pretrained("render-cpu")
+    assert not hasattr(model.network, "discriminator")
+    assert weights.keys() == OrganNetwork.from_config(model.config).state_dict().keys()
 
 
 def test_shipped_render_card_is_short_and_names_its_history():

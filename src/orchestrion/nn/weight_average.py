@@ -28,6 +28,14 @@ def _key(name: str) -> str:
     return name.replace(".", "__")  # a buffer's name may not contain dots
 
 
+def saved_average(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The averaged entries a :class:`WeightAverage` saved under `prefix` (e.g.
+    ``"generator_average."``) in its owner's state dict, under the averaged module's names
+    (what :meth:`WeightAverage.averaged_state` gives), without building the average."""
+    return {key[len(prefix):].replace("__", "."): value for key, value in state.items()
+            if key.startswith(prefix) and key != f"{prefix}updates"}
+
+
 class WeightAverage(nn.Module):
     """``avg <- decay * avg + (1 - decay) * current`` after every :meth:`update`.
 

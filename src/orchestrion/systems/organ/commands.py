@@ -28,7 +28,7 @@ DEFAULT_MODEL = (
 )
 DEFAULT_ITERS = 12  # == infer.DEFAULT_N_ITER
 DEFAULT_PHASE_INIT = "vocoder"  # == infer.DEFAULT_PHASE_INIT
-PHASE_INITS = ("vocoder", "random")  # == windows.PHASE_INITS
+PHASE_INITS = ("vocoder", "random")  # == audio.blocks.PHASE_INITS
 
 ItersOpt = Annotated[int, typer.Option("--iters", help="Griffin-Lim iterations.")]
 PhaseInitOpt = Annotated[

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from orchestrion.audio.io import as_saved_wav
+from orchestrion.checkpoints import load_checkpoint
 from orchestrion.data.urmp import URMPDataset
 from orchestrion.errors import ConfigError
 from orchestrion.metrics import (
@@ -68,13 +69,15 @@ from orchestrion.metrics.budget import ErrorBudget, image_error_budget, mean_bud
 from orchestrion.plots import pyplot, save_error_budget_png, save_figure, save_lobe_corrections_png
 from orchestrion.symbolic.midi import melodic_instruments
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
+from orchestrion.systems.organ.discriminator import Discriminator, build_discriminator
 from orchestrion.systems.organ.infer import (
     DEFAULT_N_ITER,
     DEFAULT_PHASE_INIT,
     RenderModel,
     render_score,
 )
-from orchestrion.systems.organ.model import OrganLoss
+from orchestrion.systems.organ.losses import OrganLoss
+from orchestrion.systems.organ.model import DISCRIMINATOR_STATE
 
 MAX_CHUNKS = 128
 """Held-out chunks scored for Table 6.3 at most (evenly spread over all of them)."""
@@ -232,6 +235,24 @@ def _held_out_records(data_dir: Path, split: str, limit: int | None) -> tuple[st
 
 
 @torch.inference_mode()
+def own_classifier(model: RenderModel) -> Discriminator | None:
+    """The model's own instrument classifier, or None: the discriminator of a network built
+    with one, else the one whose weights the model's folder holds (a run's export keeps its
+    discriminator; rendering never builds it and shipped models carry none)."""
+    if not model.config.uses_classifier:
+        return None
+    discriminator = getattr(model.network, "discriminator", None)
+    if discriminator is None and model.source is not None and model.source.is_dir():
+        state = load_checkpoint(model.source, system="render").state_dict
+        weights = {k[len(DISCRIMINATOR_STATE):]: v for k, v in state.items() if k.startswith(DISCRIMINATOR_STATE)}
+        if weights:
+            discriminator = build_discriminator(model.config, model.network.encoding.out_channels)
+            discriminator.load_state_dict(weights)
+    if discriminator is None or not discriminator.has_classifier:
+        return None
+    return discriminator.eval().requires_grad_(False)
+
+
 def _chunk_figures(
     model: RenderModel,
     data_dir: Path,
@@ -249,13 +270,14 @@ def _chunk_figures(
     indices = list(range(0, len(chunks), step))[:max_chunks]
     loss = OrganLoss(config)
     network = model.network
+    classifier = own_classifier(model)
 
     def image(spectrogram: torch.Tensor) -> torch.Tensor:
         return loss.unit_db(spectrogram).clamp(0.0, 1.0)
 
     real_images, fake_images, real_logs, fake_logs = [], [], [], []
     fake_probabilities, real_probabilities, labels = [], [], []
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         for start in range(0, len(indices), config.batch_size):
             items = [chunks[i] for i in indices[start : start + config.batch_size]]
@@ -270,14 +292,10 @@ def _chunk_figures(
             real_images.append(image(real))
             fake_images.append(image(fake))
             labels.append(torch.stack([item["instruments"] for item in items]))
-            if network.discriminator is not None and config.uses_classifier:
+            if classifier is not None:
                 condition = network.condition(roll, onsets if config.onset_channels else None)
-                fake_probabilities.append(
-                    torch.sigmoid(network.discriminate(fake, condition).instrument_logits)
-                )
-                real_probabilities.append(
-                    torch.sigmoid(network.discriminate(real, condition).instrument_logits)
-                )
+                fake_probabilities.append(torch.sigmoid(classifier(fake, condition).instrument_logits))
+                real_probabilities.append(torch.sigmoid(classifier(real, condition).instrument_logits))
     truth = torch.cat(labels)
     if fake_probabilities:
         probabilities = torch.cat(fake_probabilities)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from orchestrion.systems.organ.model import CLASSIFIER_WEIGHTS, OrganModel
+from orchestrion.systems.organ.discriminator import CLASSIFIER_WEIGHTS
+from orchestrion.systems.organ.gan import OrganModel
 
 LINEAR_WEIGHTS = ("discriminator.classifier.weight", "discriminator.classifier_max.weight")
 """Linear layers that read the pooled features, flattened as (channel, frequency row)."""

@@ -26,7 +26,8 @@ Pipeline (:func:`render_score`)
    subtracted, clamped at 0) is available (``noise_subtraction=True``) but off: it
    measured worse.
 4. **Phase** by our Fast Griffin-Lim (:func:`~orchestrion.audio.phase.griffin_lim`), in
-   overlapping blocks of ~30 s (``windows.griffin_lim_blocks``), then resampling if asked.
+   overlapping blocks of ~30 s (:func:`~orchestrion.audio.blocks.griffin_lim_blocks`), then
+   resampling if asked.
    It starts from a phase-vocoder estimate (:mod:`orchestrion.audio.vocoder_phase`:
    each spectral peak's frequency integrated over time, its lobe locked to it), from
    which :data:`DEFAULT_N_ITER` iterations measured closer to the reference than 32
@@ -44,9 +45,9 @@ per track 0.684 / 1.443 / 8.50 dB, the whole mix in one pass 0.653 / 1.632 / 9.1
 better on every piece. It costs one generator pass per part (~4x the generator time
 for a quartet); ``per_track=False`` is the fast mode.
 
-Windows, their cross-fade, the worker threads and the phase blocks are described in
-:mod:`orchestrion.systems.organ.windows`; slots and substitutes in
-:mod:`orchestrion.systems.organ.tracks`.
+Windows, their cross-fade and the worker threads are described in
+:mod:`orchestrion.systems.organ.windows`, the phase blocks in :mod:`orchestrion.audio.blocks`,
+slots and substitutes in :mod:`orchestrion.systems.organ.tracks`.
 
 Noise subtraction
 -----------------
@@ -73,6 +74,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from orchestrion.audio.blocks import check_phase_init, coherent_crossfade, griffin_lim_blocks
 from orchestrion.audio.io import resample
 from orchestrion.checkpoints import Checkpoint, CheckpointError, load_checkpoint, load_state_into
 from orchestrion.errors import ConfigError
@@ -81,8 +83,9 @@ from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.symbolic.midi import ScoreLike
 from orchestrion.systems.organ.data import TargetSpectrogram
 from orchestrion.systems.organ.encoding import AGE_UNKNOWN, note_ages
-from orchestrion.systems.organ.model import OrganModel
+from orchestrion.systems.organ.model import DISCRIMINATOR_STATE, OrganNetwork
 from orchestrion.systems.organ.presets import OrganConfig
+from orchestrion.systems.organ.snapshot import read_run_snapshot
 from orchestrion.systems.organ.tracks import (
     SUBSTITUTE_PREFERENCES,
     PreparedScore,
@@ -96,10 +99,7 @@ from orchestrion.systems.organ.windows import (
     CROSSFADE_DOMAINS,
     CrossfadeDomain,
     WindowPlan,
-    check_phase_init,
-    coherent_crossfade,
     from_crossfade_domain,
-    griffin_lim_blocks,
     in_worker_threads,
     to_crossfade_domain,
     window_batches,
@@ -224,7 +224,7 @@ class RenderModel(nn.Module):
 
     Parameters
     ----------
-    network : OrganModel
+    network : OrganNetwork
         The trained (or freshly initialised) network. It is changed in place for inference
         (BatchNorms folded into the convolutions, dropout seeded): pass a copy of a network
         that is still to be trained.
@@ -244,7 +244,7 @@ class RenderModel(nn.Module):
 
     def __init__(
         self,
-        network: OrganModel,
+        network: OrganNetwork,
         trained_slots: Sequence[int] | None = None,
         *,
         card: str = "",
@@ -286,11 +286,7 @@ class RenderModel(nn.Module):
             Missing, damaged, of another system, or weights that do not fit its config.
         """
         if Path(name_or_path).suffix == ".ckpt":
-            from orchestrion.systems.organ.train import (
-                load_training_snapshot,  # Lightning: only here
-            )
-
-            checkpoint = load_training_snapshot(name_or_path)
+            checkpoint = read_run_snapshot(name_or_path)
         else:
             checkpoint = load_checkpoint(name_or_path, system=SYSTEM)
         return cls.from_checkpoint(checkpoint, deterministic=deterministic)
@@ -307,8 +303,8 @@ class RenderModel(nn.Module):
             raise CheckpointError(
                 f"config.json does not describe a render model ({problem})", checkpoint.path
             ) from None
-        network = OrganModel.from_config(config)
-        load_state_into(network, checkpoint)
+        network = OrganNetwork.from_config(config)
+        load_state_into(network, checkpoint, skip=(DISCRIMINATOR_STATE,))  # a run's export holds one
         vocabulary = InstrumentVocabulary.default()
         try:
             trained = trained_slots_of(checkpoint.config, checkpoint.card, vocabulary)
@@ -330,7 +326,7 @@ class RenderModel(nn.Module):
         trained_slots: Sequence[int] | None = None,
     ) -> RenderModel:
         """A randomly initialised model (for tests and speed benchmarks)."""
-        return cls(OrganModel.from_config(config), trained_slots, deterministic=deterministic)
+        return cls(OrganNetwork.from_config(config), trained_slots, deterministic=deterministic)
 
     def set_deterministic(self, deterministic: bool) -> None:
         """Switch the generator's inference dropout off (True) or back on (False)."""
@@ -349,7 +345,7 @@ class RenderModel(nn.Module):
 
     def forward(self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None) -> Tensor:
         """Log-power spectrogram of a roll; onsets and note ages matter only to a model that
-        uses them (see :meth:`OrganModel.forward`)."""
+        uses them (see :meth:`OrganNetwork.forward`)."""
         return self.network(roll, onsets, ages)
 
     @torch.inference_mode()
@@ -377,10 +373,10 @@ class RenderModel(nn.Module):
         return self._noise_cache[key]
 
 
-def _as_render_model(model: RenderModel | OrganModel | str | Path) -> RenderModel:
+def _as_render_model(model: RenderModel | OrganNetwork | str | Path) -> RenderModel:
     if isinstance(model, RenderModel):
         return model
-    if isinstance(model, OrganModel):  # a copy: RenderModel folds its network for inference
+    if isinstance(model, OrganNetwork):  # a copy: RenderModel folds its network for inference
         return RenderModel(copy.deepcopy(model))
     if isinstance(model, (str, Path)):
         return RenderModel.from_pretrained(model)

@@ -14,12 +14,10 @@ from orchestrion.nn.adversarial import class_weights_from_counts
 from orchestrion.nn.msssim import MSSSIM
 from orchestrion.nn.weight_average import WeightAverage
 from orchestrion.systems.organ.data import OrganChunks, TargetSpectrogram
-from orchestrion.systems.organ.model import (
-    CLASSIFIER_WEIGHTS,
-    GENERATOR_STATE,
-    OrganLoss,
-    OrganModel,
-)
+from orchestrion.systems.organ.discriminator import CLASSIFIER_WEIGHTS
+from orchestrion.systems.organ.gan import OrganModel
+from orchestrion.systems.organ.losses import OrganLoss
+from orchestrion.systems.organ.model import GENERATOR_STATE
 from orchestrion.systems.organ.presets import OrganConfig
 
 
@@ -116,8 +114,7 @@ class OrganModule(L.LightningModule):
         return list(optimizers) if isinstance(optimizers, (list, tuple)) else [optimizers]
 
     def _steps_per_batch(self) -> int:
-        two = self.model.discriminator is not None and not self.classifier_only
-        return 2 if two else 1  # Lightning counts each optimizer step
+        return self.config.optimizer_steps_per_batch(self.classifier_only)
 
     def training_steps(self, optimizer_steps: int) -> int:
         """Training steps (batches) in Lightning's ``global_step``, which counts optimiser steps."""

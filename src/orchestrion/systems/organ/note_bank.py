@@ -8,8 +8,8 @@ model that knows only where each partial lies (the harmonic prior,
 On held-out pieces, the exact stationary spectrum of every note under its true loudness
 envelope scores MS-SSIM 0.85 on the protocol's dB image. The mean log-power of each
 (instrument, key) over the first 1.5 s of its notes, estimated from the training stems with
-power floored at -100 dB, scores 0.93 with no network at all (the render-cpu history, session
-25; `benchmarks/render_ceiling.py`). The estimate here floors power at ``bank_floor_db``.
+power floored at -100 dB, scores 0.93 with no network at all (the render-cpu history;
+`benchmarks/render_ceiling.py`). The estimate here floors power at ``bank_floor_db``.
 
 With ``output_prior="bank"``, every sounding note of slot s and key p at age a (frames since
 its onset, the last stored age for older notes) adds

@@ -1,6 +1,6 @@
 """orGAN configuration: one dataclass of plain values, and the ``paper`` / ``cpu`` presets.
 
-Both presets build through the same code (:class:`~orchestrion.systems.organ.model.OrganModel`);
+Both presets build through the same code (:class:`~orchestrion.systems.organ.gan.OrganModel`);
 they differ only in these numbers. Every field is data: a checkpoint stores
 ``config.to_dict()`` as JSON and :meth:`OrganConfig.from_dict` rebuilds it.
 
@@ -669,6 +669,11 @@ class OrganConfig:
     def uses_discriminator(self) -> bool:
         """Build a discriminator: False only for the generator-only ("vanilla MS-SSIM") setup."""
         return self.adversarial_weight > 0 or self.uses_classifier
+
+    def optimizer_steps_per_batch(self, classifier_only: bool = False) -> int:
+        """Optimiser steps a training batch takes (Lightning's ``global_step`` counts each):
+        the discriminator's and the generator's, or one when either trains alone."""
+        return 2 if self.uses_discriminator and not classifier_only else 1
 
     @property
     def classifier_scale(self) -> float:

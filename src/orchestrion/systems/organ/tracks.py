@@ -132,6 +132,11 @@ def _slot_indices(
     return tuple(sorted(indices))
 
 
+def trained_slot_names(label_counts: Sequence[int] | None, vocabulary: InstrumentVocabulary) -> list[str]:
+    """Names of the slots a run's training chunks held (`label_counts`: chunks per slot)."""
+    return [vocabulary[i].name for i, n in enumerate(label_counts or []) if n > 0]
+
+
 def trained_slots_of(config: dict, card: str, vocabulary: InstrumentVocabulary) -> tuple[int, ...]:
     """Slots a checkpoint's model learned (see the module notes, *Unlearned slots*).
 

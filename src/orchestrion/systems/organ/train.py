@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from orchestrion.checkpoints import (
     Checkpoint,
-    CheckpointError,
     load_checkpoint,
     load_state_into,
     read_training_checkpoint,
@@ -28,8 +27,10 @@ from orchestrion.errors import ConfigError
 from orchestrion.symbolic.instruments import InstrumentVocabulary
 from orchestrion.systems.organ.classifier_data import ClassifierDraws, ClassifierMixes
 from orchestrion.systems.organ.data import OrganChunks, load_pieces
+from orchestrion.systems.organ.discriminator import CLASSIFIER_PART_WEIGHTS, CLASSIFIER_WEIGHTS
+from orchestrion.systems.organ.gan import OrganModel
 from orchestrion.systems.organ.grow import grow_classifier
-from orchestrion.systems.organ.model import CLASSIFIER_PART_WEIGHTS, CLASSIFIER_WEIGHTS, OrganModel
+from orchestrion.systems.organ.model import DISCRIMINATOR_STATE
 from orchestrion.systems.organ.module import OrganModule, RegimeSampler
 from orchestrion.systems.organ.note_bank import BankEstimate, estimate_note_bank
 from orchestrion.systems.organ.presets import (
@@ -41,6 +42,7 @@ from orchestrion.systems.organ.presets import (
     OrganConfig,
     get_preset,
 )
+from orchestrion.systems.organ.tracks import trained_slot_names
 from orchestrion.timed_checkpoint import TimedCheckpoint
 
 SYSTEM = "render"
@@ -133,10 +135,19 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     return fresh
 
 
+def _has_discriminator(start: Checkpoint) -> bool:
+    """The model holds a discriminator's weights (a run's export does, a shipped model not)."""
+    return any(key.startswith(DISCRIMINATOR_STATE) for key in start.state_dict)
+
+
 def load_start(model: OrganModel, init_from: str | Path, start: Checkpoint, config: OrganConfig) -> None:
     """Load an init-from model's weights into `model` (built from `config`): weights that
     start fresh are left as they are (`_fresh_weights`), a narrower classifier is grown."""
     skip = _fresh_weights(init_from, start.config, config)
+    if model.discriminator is not None and not _has_discriminator(start):
+        warnings.warn(f"--init-from {init_from}: it carries no discriminator (shipped models leave it out); "
+                      "the discriminator starts fresh", stacklevel=2)
+        skip += (DISCRIMINATOR_STATE,)
     grown = grow_classifier(start.state_dict, model)  # what starts fresh is skipped anyway
     load_state_into(model, replace(start, state_dict=grown), skip=skip)
 
@@ -233,6 +244,9 @@ def train_render(
         config = start_config.replace(**(overrides or {}))
     else:
         config = get_preset(preset or "cpu", **(overrides or {}))
+    if classifier_only and start is not None and not _has_discriminator(start):
+        raise ConfigError(f"--classifier-only: {init_from} carries no instrument classifier (shipped models leave "
+                          "the discriminator out); give the model folder of the run that trained it")
     if classifier_only and start_config is not None and start_config.bank_floor_db != config.bank_floor_db:
         raise ConfigError("--classifier-only leaves the note bank as it is: bank_floor_db cannot change")
     out_dir = Path(out_dir)
@@ -330,6 +344,7 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
     """
     config = module.config
     counts = module.model.parameter_counts()
+    slots = trained_slot_names(module.hparams.get("label_counts"), InstrumentVocabulary.default())
     manifest = Path(data_dir) / "manifest.json"
     data_command = json.loads(manifest.read_text()).get("command", "") if manifest.is_file() else ""
     card = "\n".join([
@@ -347,7 +362,7 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         *([f"- started from: {started_from}"] if started_from else []),
         *([f"- exported generator: the moving average of its weights (decay {config.ema_decay})"]
           if module.generator_average is not None else []),
-        f"- trained slots: {', '.join(_trained_slot_names(module))}",
+        f"- trained slots: {', '.join(slots)}",
         f"- training command: `{command}`",
         f"- data: `{data_dir}` ({train_pieces} training pieces, {valid_pieces} validation pieces)"
         + (f", built with `{data_command}`" if data_command else ""),
@@ -358,40 +373,6 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         "",
     ])
     return save_checkpoint(folder, SYSTEM, config.to_dict(), module.export_state(), card)
-
-
-def _trained_slot_names(module: OrganModule) -> list[str]:
-    """The instrument slots the run's training chunks held."""
-    vocabulary = InstrumentVocabulary.default()
-    label_counts = module.hparams.get("label_counts") or []
-    return [vocabulary[i].name for i, n in enumerate(label_counts) if n > 0]
-
-
-def load_training_snapshot(path: str | Path) -> Checkpoint:
-    """A Lightning checkpoint of a `train render` run (``last.ckpt`` or a kept ``step-*.ckpt``)
-    as a model checkpoint, with the weights the run would export (the generator's moving
-    average when it kept one). Raises CheckpointError for anything else."""
-    path = Path(path)
-    saved = read_training_checkpoint(path)
-    try:
-        settings, state = saved["hyper_parameters"], saved["state_dict"]
-        config = OrganConfig.from_dict(settings["config"])
-        module = OrganModule(config, total_steps=settings.get("total_steps", 0),
-                             label_counts=settings.get("label_counts"), n_chunks=settings.get("n_chunks", 0),
-                             classifier_only=bool(settings.get("classifier_only", False)))
-        module.load_state_dict(state)
-    except (ConfigError, KeyError, TypeError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"not a training checkpoint of a render model ({first})", path) from None
-    steps = module.training_steps(saved.get("global_step", 0))
-    card = "\n".join([
-        "# render model (orGAN), a training snapshot",
-        "",
-        f"- snapshot: `{path}` after {steps:,} steps",
-        f"- trained slots: {', '.join(_trained_slot_names(module))}",
-        "",
-    ])
-    return Checkpoint(path, SYSTEM, config.to_dict(), module.export_state(), card)
 
 
 def torch_threads(count: int | None) -> None:

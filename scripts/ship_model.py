@@ -1,6 +1,6 @@
 """Copy a trained model folder into the package's shipped models (float16 weights) and
 append an evaluation report to its model card. Weights a system never uses to generate
-(SING's stage-1 encoder) are left out.
+(SING's stage-1 encoder, orGAN's discriminator and classifiers) are left out.
 
 usage: python scripts/ship_model.py RUN/model NAME SYSTEM [EVALUATION.md ...]
 """
@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 from orchestrion.checkpoints import ASSETS_DIR, load_checkpoint, save_checkpoint
+from orchestrion.systems.organ.model import DISCRIMINATOR_STATE
 from orchestrion.systems.sing.model import GENERATION_UNUSED as NOTE_GENERATION_UNUSED
 
-UNUSED_BY_SYSTEM: dict[str, tuple[str, ...]] = {"note": NOTE_GENERATION_UNUSED}
+UNUSED_BY_SYSTEM: dict[str, tuple[str, ...]] = {"note": NOTE_GENERATION_UNUSED, "render": (DISCRIMINATOR_STATE,)}
 """Weight-name prefixes left out of a shipped model, by system."""
 
 

@@ -79,10 +79,10 @@ def test_shipped_note_model_sounds_a_pitch_no_instrument_trained_on():
 
 
 def test_shipped_render_model_renders_the_example_close_to_fluidsynth(example_midi, renderer_16k):
-    """The shipped note-bank model against FluidSynth on the bundled chorale, by the issue's
-    protocol (MS-SSIM, MR-STFT). It scores 0.94 / 0.87 here (the weights of sessions 27 and 29);
-    the weights shipped before them 0.93 / 0.89 (session 26), 0.92 / 1.00 (session 25) and 0.78 / 1.20 (session 23, harmonic); another real
-    synthesizer scores ~0.80 / 1.08 on such pieces."""
+    """The shipped note-bank model against FluidSynth on the bundled chorale (a piece of the
+    model's training data), by the issue's protocol (MS-SSIM, MR-STFT). It scores 0.94 / 0.87
+    here; earlier shipped weights 0.93 / 0.89, 0.92 / 1.00 and 0.78 / 1.20 (a harmonic prior);
+    another real synthesizer scores ~0.80 / 1.08 on such pieces."""
     import pretty_midi
 
     from orchestrion.metrics.audio import compare_audio

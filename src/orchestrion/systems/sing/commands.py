@@ -74,17 +74,18 @@ def _split_names(text: str | None) -> list[str] | None:
 
 
 def note_command(
-    instrument: Annotated[str | None, typer.Option("--instrument", "-i", help="Instrument name (see --list-instruments).")] = None,
+    instrument: Annotated[str | None, typer.Option("--instrument", "-i", help="Instrument name (see --list-instruments) or General MIDI number.")] = None,
     pitch: Annotated[int | None, typer.Option("--pitch", "-p", help="MIDI pitch 0-127 (60 = C4).")] = None,
     velocity: Annotated[int, typer.Option("--velocity", "-v", help="MIDI velocity 1-127.")] = 100,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="WAV to write (single note), or folder (--list).")] = None,
     note_list: Annotated[Path | None, typer.Option("--list", help="Text file of 'instrument pitch velocity' lines.")] = None,
     list_instruments: Annotated[bool, typer.Option("--list-instruments", help="Print the model's instruments and pitch ranges.")] = False,
     model: ModelOpt = "note-cpu",
+    sr: Annotated[int | None, typer.Option("--sr", help="Output sample rate in Hz (default: the model's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Notes per forward pass.")] = 64,
 ) -> None:
     """Generate 4 s notes (16 kHz) with SING: one note, a list of notes, or list the instruments."""
-    from orchestrion.audio.io import save_audio
+    from orchestrion.audio.io import check_output_rate, resample, save_audio
     from orchestrion.systems.sing.infer import NoteModel, NoteRequest, generate_notes, read_note_list
 
     forms = [list_instruments, note_list is not None, instrument is not None or pitch is not None]
@@ -95,11 +96,12 @@ def note_command(
         raise ConfigError("--list needs -o OUTDIR, the folder for the notes")
     if forms[2] and (instrument is None or pitch is None):
         raise ConfigError("a single note needs both --instrument and --pitch")
+    check_output_rate(sr)
     requests = read_note_list(note_list) if note_list is not None else None
     note_model = NoteModel.from_pretrained(model)
     if list_instruments:
         for entry in note_model.table:
-            print(f"{entry.name} {entry.lowest_pitch}-{entry.highest_pitch}")
+            print(f"{entry.display_name} {entry.lowest_pitch}-{entry.highest_pitch}")
         return
     if requests is None:
         requests = [NoteRequest(str(instrument), int(pitch), int(velocity))]  # type: ignore[arg-type]
@@ -111,6 +113,8 @@ def note_command(
         warnings.simplefilter("ignore")  # already reported
         waves = generate_notes(note_model, requests, batch_size=batch_size)
     rate = note_model.sample_rate
+    if sr is not None and sr != rate:
+        waves, rate = resample(waves, rate, sr), sr  # (notes, samples): soxr resamples each row
     if note_list is None:
         path = output if output is not None else Path(notes[0].file_name)
         save_audio(path, waves[0], rate)

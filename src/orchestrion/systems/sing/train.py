@@ -717,7 +717,7 @@ def export_note_model(
         f"{_number(r.initial_val_loss)} | {r.val_loss:.4f} | {_number(r.val_waveform_l1)} |"
         for r in stage_reports
     ]
-    instrument_rows = [f"| {e.name} | {e.instrument_str} | {e.lowest_pitch}-{e.highest_pitch} | "
+    instrument_rows = [f"| {e.display_name} | {e.instrument_str} | {e.lowest_pitch}-{e.highest_pitch} | "
                        f"{len(e.train_pitches)} |" for e in plan.table]
     overrides = ", ".join(f"{k}={v}" for k, v in sorted(plan.overrides.items())) or "none"
     data_line = (f"- data: `{plan.source.root}` ({plan.source.kind}, split by "

@@ -23,7 +23,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from orchestrion.errors import ConfigError
-from orchestrion.files import atomic_output
+from orchestrion.files import atomic_output, remove_stale_parts
 
 BUILD_DIR = ".build"
 MANIFEST_NAME = "manifest.json"
@@ -224,6 +224,7 @@ def run_build(
     if len(set(keys)) != len(keys):
         raise ConfigError("build items must have unique keys")
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(out_dir)  # a killed build's half-written files
     mine = shard.select(items)
     todo = [item for item in mine if not is_finished(out_dir, item.key)]
     with _progress(progress) as bar:

@@ -4,50 +4,32 @@ SYSTEMS.md §1. Configuration in :mod:`.presets`, input encodings in :mod:`.enco
 networks and objectives in :mod:`.model`.
 """
 
-from orchestrion.systems.organ.encoding import (
-    ENCODING_NAMES,
-    BinaryRollEncoding,
-    HarmonicRollEncoding,
-    RollEncoding,
-    VelocityRollEncoding,
-    build_encoding,
-    harmonic_templates,
-)
-from orchestrion.systems.organ.model import (
-    Discriminator,
-    DiscriminatorOutput,
-    Generator,
-    OrganLoss,
-    OrganModel,
-    instrument_labels,
-    padded_length,
-    receptive_field,
-)
-from orchestrion.systems.organ.presets import (
-    DISCRIMINATOR_VARIANTS,
-    PRESETS,
-    OrganConfig,
-    get_preset,
-)
+from orchestrion.systems import lazy_exports
 
-__all__ = [
-    "DISCRIMINATOR_VARIANTS",
-    "ENCODING_NAMES",
-    "PRESETS",
-    "BinaryRollEncoding",
-    "Discriminator",
-    "DiscriminatorOutput",
-    "Generator",
-    "HarmonicRollEncoding",
-    "OrganConfig",
-    "OrganLoss",
-    "OrganModel",
-    "RollEncoding",
-    "VelocityRollEncoding",
-    "build_encoding",
-    "get_preset",
-    "harmonic_templates",
-    "instrument_labels",
-    "padded_length",
-    "receptive_field",
-]
+# Exported names and their modules, imported on first use: importing this
+# package (as `orchestrion --help` does, for the commands) must not import torch.
+_HOMES = {
+    "ENCODING_NAMES": "encoding",
+    "BinaryRollEncoding": "encoding",
+    "HarmonicRollEncoding": "encoding",
+    "RollEncoding": "encoding",
+    "VelocityRollEncoding": "encoding",
+    "build_encoding": "encoding",
+    "harmonic_templates": "encoding",
+    "Discriminator": "model",
+    "DiscriminatorOutput": "model",
+    "Generator": "model",
+    "OrganLoss": "model",
+    "OrganModel": "model",
+    "instrument_labels": "model",
+    "padded_length": "model",
+    "receptive_field": "model",
+    "DISCRIMINATOR_VARIANTS": "presets",
+    "PRESETS": "presets",
+    "OrganConfig": "presets",
+    "get_preset": "presets",
+}
+
+__getattr__ = lazy_exports(__name__, _HOMES)
+
+__all__ = sorted(_HOMES)

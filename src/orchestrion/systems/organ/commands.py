@@ -144,7 +144,7 @@ def register(
 ) -> None:
     """Attach `render` to the root app, `render` to the `train` and `evaluate` groups."""
 
-    @app.command("render")
+    @app.command("render", short_help="Render a MIDI score to audio with the orGAN model.")
     @reports_errors
     def render(
         score: Annotated[Path, typer.Argument(help="MIDI score (.mid).")],
@@ -207,7 +207,7 @@ def register(
             _err(f"warning: {message}")
         print(f"wrote {output}: {result.duration_s:.2f} s at {result.sample_rate} Hz")
 
-    @evaluate.command("render")
+    @evaluate.command("render", short_help="Spectrogram and audio figures on held-out pieces.")
     @reports_errors
     def evaluate_render_command(
         data: Annotated[Path, typer.Option("--data", help="URMP-format folder with splits.json.")],
@@ -264,7 +264,7 @@ def register(
             )
         print(report.format())
 
-    @train.command("render")
+    @train.command("render", short_help="Train the orGAN render model, export a model folder.")
     @reports_errors
     def train_render_command(
         data: Annotated[Path, typer.Option("--data", help="URMP-format folder with splits.json.")],

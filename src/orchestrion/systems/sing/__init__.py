@@ -5,24 +5,19 @@ latent sequence from embeddings, and end-to-end fine-tuning with a spectral loss
 (Défossez et al., NeurIPS 2018; ELU / CQT / MFCC variants after seed 004).
 """
 
-from orchestrion.systems.sing.model import (
-    STAGES,
-    FrameGeometry,
-    SequenceGenerator,
-    Sing,
-    WaveformDecoder,
-    WaveformEncoder,
-)
-from orchestrion.systems.sing.presets import PRESETS, SingConfig, get_preset
+from orchestrion.systems import lazy_exports
 
-__all__ = [
-    "PRESETS",
-    "STAGES",
-    "FrameGeometry",
-    "SequenceGenerator",
-    "Sing",
-    "SingConfig",
-    "WaveformDecoder",
-    "WaveformEncoder",
-    "get_preset",
-]
+# Exported names and their modules, imported on first use (no torch for `orchestrion --help`).
+_HOMES = {
+    "STAGES": "model",
+    "FrameGeometry": "model",
+    "SequenceGenerator": "model",
+    "Sing": "model",
+    "WaveformDecoder": "model",
+    "WaveformEncoder": "model",
+    "PRESETS": "presets",
+    "SingConfig": "presets",
+    "get_preset": "presets",
+}
+__getattr__ = lazy_exports(__name__, _HOMES)
+__all__ = sorted(_HOMES)

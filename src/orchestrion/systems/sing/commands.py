@@ -197,8 +197,8 @@ def register(
     evaluate: typer.Typer | None = None,
 ) -> None:
     """Attach `note` to the root app, and `note` to the `train` and `evaluate` groups."""
-    app.command("note")(reports_errors(note_command))
+    app.command("note", short_help="Generate notes with SING, or list its instruments.")(reports_errors(note_command))
     if train is not None:
-        train.command("note")(reports_errors(train_note_command))
+        train.command("note", short_help="Train SING in its three stages, export a model folder.")(reports_errors(train_note_command))
     if evaluate is not None:
-        evaluate.command("note")(reports_errors(evaluate_note_command))
+        evaluate.command("note", short_help="Spectral loss, waveform L1, pitch accuracy on held-out notes.")(reports_errors(evaluate_note_command))

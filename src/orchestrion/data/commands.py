@@ -21,9 +21,12 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 def _summary(report: BuildReport) -> str:
     manifest = report.manifest
     splits = ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
-    return (f"{report.out_dir}: {report.built} built, {report.skipped} already there; "
-            f"{manifest['items_finished']}/{manifest['items_planned']} items, "
-            f"{manifest['audio_seconds']:.1f} s of audio ({splits})")
+    left_out = f", {report.left_out} left out (see the manifest)" if report.left_out else ""
+    summary = (f"{report.out_dir}: {report.built} built{left_out}, {report.skipped} already there; "
+               f"{manifest['items_finished']}/{manifest['items_planned']} items, "
+               f"{manifest['audio_seconds']:.1f} s of audio ({splits})")
+    note = manifest.get("held_out_note")
+    return summary + (f"\n{note}" if note else "")
 
 
 def _split_names(text: str) -> tuple[str, ...]:

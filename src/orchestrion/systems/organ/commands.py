@@ -279,15 +279,18 @@ def register(
             int, typer.Option("--max-steps", help="Generator steps at most.")
         ] = 20_000,
         max_minutes: Annotated[
-            float | None, typer.Option("--max-minutes", help="Stop after this long.")
+            float | None,
+            typer.Option("--max-minutes", help="Stop after this many minutes of this run "
+                         "(with --resume, the time before it does not count)."),
         ] = None,
         seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
         resume: Annotated[
             bool, typer.Option("--resume", help="Continue from OUT/checkpoints/last.ckpt.")
         ] = False,
         checkpoint_minutes: Annotated[
-            float, typer.Option("--checkpoint-minutes", help="Save every N minutes.")
-        ] = 10.0,
+            float, typer.Option("--checkpoint-minutes", help="Save every N minutes (also at the end, "
+                                "and when Ctrl-C or SIGTERM stops the run).")
+        ] = 5.0,  # == orchestrion.training.DEFAULT_CHECKPOINT_MINUTES (not imported: no torch here)
         validate_every: Annotated[
             int, typer.Option("--validate-every", help="Validate every N steps.")
         ] = 500,

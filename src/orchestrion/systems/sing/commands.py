@@ -135,7 +135,7 @@ def train_note_command(
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, logs and the exported model/.")],
     preset: Annotated[str | None, typer.Option(help="cpu or paper (a continued run keeps its own).")] = None,
     stages: Annotated[str, typer.Option(help="Comma list of stages, in SING's order.")] = "autoencoder,sequence,finetune",
-    max_minutes_per_stage: Annotated[float | None, typer.Option(help="Stop each stage after this many minutes.")] = None,
+    max_minutes_per_stage: Annotated[float | None, typer.Option(help="Stop each stage after this many minutes of this run (with --resume, the time before it does not count).")] = None,
     max_epochs_per_stage: Annotated[int | None, typer.Option(help="Cap on each stage's epochs.")] = None,
     max_steps_per_stage: Annotated[int | None, typer.Option(help="Cap on each stage's batches.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out (finished stages are skipped).")] = False,
@@ -143,7 +143,7 @@ def train_note_command(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value (repeatable).")] = None,
     instruments: Annotated[str | None, typer.Option(help="Comma list: names, instrument_strs or ids.")] = None,
     split_mode: Annotated[str, typer.Option(help="auto, folders or pairs ((instrument, pitch) 80/10/10).")] = "auto",
-    checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 10.0,
+    checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints (also saved at the end, and when Ctrl-C or SIGTERM stops the run).")] = 5.0,  # == training.DEFAULT_CHECKPOINT_MINUTES
     evaluate_notes: Annotated[int, typer.Option(help="Test notes to evaluate for the model card (0: none).")] = 64,
     workers: Annotated[int, typer.Option("--workers", "-j", help="DataLoader worker processes.")] = 0,
     devices: Annotated[int, typer.Option(help="Devices (Lightning).")] = 1,

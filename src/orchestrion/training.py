@@ -21,6 +21,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies import DDPStrategy, Strategy
 
 from orchestrion.errors import OrchestrionError
 from orchestrion.timed_checkpoint import TimedCheckpoint
@@ -37,6 +38,7 @@ _HIDDEN_WARNINGS = (
     ".*smaller than the logging interval.*", ".*Checkpoint directory .* exists and is not empty.*",
     ".*resuming from a checkpoint that ended before the epoch ended.*",
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*", ".*weights_only.*",
+    ".*Using `DistributedSampler` with the dataloaders.*", ".*sync_dist=True.*",
 )
 """Lightning's advice that does not apply to our runs (2 CPU cores, our own checkpoints)."""
 
@@ -100,6 +102,7 @@ def build_trainer(
     devices: int,
     strategy: str,
     progress: bool,
+    num_nodes: int = 1,
     checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
     keep_checkpoints: bool = False,
     max_epochs: int | None = None,
@@ -117,7 +120,8 @@ def build_trainer(
         counts those, while `max_steps`, the progress bar and kept checkpoints count batches.
     max_steps, max_epochs : limits in batches and epochs (None: none).
     max_minutes : stop after this many minutes of this invocation (None: no limit).
-    devices, strategy : Lightning's (e.g. 2 and ``"ddp"``).
+    devices, strategy, num_nodes : Lightning's (e.g. 2, ``"ddp"`` (see `_strategy`) and 1):
+        processes per machine, how they share the work, and machines.
     progress : show the progress bar.
     keep_checkpoints : also keep every timed checkpoint as ``step-NNNNNNN.ckpt`` (batches).
     callbacks : the system's own callbacks, after ours.
@@ -132,7 +136,7 @@ def build_trainer(
     if progress:
         run_callbacks.append(StepProgressBar(steps_per_batch, max_steps))
     return L.Trainer(
-        accelerator="auto", devices=devices, strategy=strategy,
+        accelerator="auto", devices=devices, num_nodes=num_nodes, strategy=_strategy(strategy),
         max_epochs=-1 if max_epochs is None else max_epochs,
         max_steps=-1 if max_steps is None else max_steps * steps_per_batch,
         callbacks=run_callbacks, default_root_dir=root_dir, logger=CSVLogger(root_dir, name="logs"),
@@ -140,6 +144,13 @@ def build_trainer(
         enable_checkpointing=False,  # ours are the only checkpoints (Lightning's went into logs/)
         **options,
     )
+
+
+def _strategy(name: str) -> str | Strategy:
+    """Lightning's strategy called `name`; plain ``ddp`` looks for unused parameters, as both
+    systems need (a GAN's generator loss leaves the discriminator out, a SING stage the
+    parts it does not train)."""
+    return DDPStrategy(find_unused_parameters=True) if name == "ddp" else name
 
 
 class _HideLines(logging.Filter):

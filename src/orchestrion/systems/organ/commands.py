@@ -300,6 +300,9 @@ def register(
         strategy: Annotated[
             str, typer.Option("--strategy", help="Lightning strategy, e.g. ddp.")
         ] = "auto",
+        num_nodes: Annotated[
+            int, typer.Option("--num-nodes", help="Machines (torchrun or SLURM starts the processes).")
+        ] = 1,
         workers: Annotated[
             int, typer.Option("--workers", "-j", help="Data loader worker processes.")
         ] = 0,
@@ -329,6 +332,7 @@ def register(
         for name, value in (
             ("--max-steps", max_steps),
             ("--devices", devices),
+            ("--num-nodes", num_nodes),
             ("--validate-every", validate_every),
         ):
             if value < 1:
@@ -360,6 +364,7 @@ def register(
                     validate_every=validate_every,
                     devices=devices,
                     strategy=strategy,
+                    num_nodes=num_nodes,
                     num_workers=workers,
                     command=current_command(),
                     progress=not quiet,
@@ -371,6 +376,10 @@ def register(
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
+        from lightning.pytorch.utilities import rank_zero_only
+
+        if rank_zero_only.rank != 0:
+            return  # another process of a multi-device run: the first one reports
         # ours only: Lightning's deprecation notices are not for our users
         for message in dict.fromkeys(
             str(w.message) for w in caught if "orchestrion" in (w.filename or "")

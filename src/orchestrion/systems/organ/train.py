@@ -202,6 +202,7 @@ def train_render(
     limit_pieces: int | None = None,
     devices: int = 1,
     strategy: str = "auto",
+    num_nodes: int = 1,
     num_workers: int = 0,
     command: str = "",
     progress: bool = True,
@@ -296,11 +297,11 @@ def train_render(
         trainer = build_trainer(
             root_dir=out_dir, checkpoint=last, steps_per_batch=module._steps_per_batch(),
             max_steps=max_steps, max_minutes=max_minutes, devices=devices, strategy=strategy,
-            progress=progress, checkpoint_minutes=checkpoint_minutes, keep_checkpoints=keep_checkpoints,
+            num_nodes=num_nodes, progress=progress, checkpoint_minutes=checkpoint_minutes, keep_checkpoints=keep_checkpoints,
             val_check_interval=min(validate_every, epoch_size // config.batch_size),
             log_every_n_steps=25, enable_model_summary=progress,
         )
-        if on_start is not None:
+        if on_start is not None and trainer.is_global_zero:
             on_start(config)
         started = time.time()
         with interruption_reported(last):
@@ -309,10 +310,11 @@ def train_render(
     minutes = (time.time() - started) / 60
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     steps = module.training_steps(trainer.global_step)
-    export_dir = export_render_model(module, out_dir / "model", command=command, data_dir=data_dir,
-                                     train_pieces=len(train_pieces), valid_pieces=len(valid_pieces),
-                                     steps=steps, minutes=minutes, metrics=metrics,
-                                     started_from=started_from)
+    export_dir = out_dir / "model"
+    if trainer.is_global_zero:  # one process writes the model (under DDP every rank holds its weights)
+        export_render_model(module, export_dir, command=command, data_dir=data_dir,
+                            train_pieces=len(train_pieces), valid_pieces=len(valid_pieces),
+                            steps=steps, minutes=minutes, metrics=metrics, started_from=started_from)
     return TrainReport(out_dir, export_dir, steps, minutes, metrics)
 
 

@@ -148,6 +148,7 @@ def train_note_command(
     workers: Annotated[int, typer.Option("--workers", "-j", help="DataLoader worker processes.")] = 0,
     devices: Annotated[int, typer.Option(help="Devices (Lightning).")] = 1,
     strategy: Annotated[str, typer.Option(help="Lightning strategy, e.g. ddp.")] = "auto",
+    num_nodes: Annotated[int, typer.Option("--num-nodes", help="Machines (torchrun or SLURM starts the processes).")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     init_from: Annotated[str | None, typer.Option(
         "--init-from", help="Start a new run from a note model's weights (a model folder or shipped name).")] = None,
@@ -163,8 +164,12 @@ def train_note_command(
         checkpoint_minutes=checkpoint_minutes, instruments=_split_names(instruments),
         split_mode=split_mode, evaluate_notes=evaluate_notes, num_workers=workers, devices=devices,
         strategy=strategy, progress=not quiet, command=current_command(), init_from=init_from,
+        num_nodes=num_nodes,
     )
-    print(report.format())
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # the other processes of a multi-device run say nothing
+        print(report.format())
 
 
 def evaluate_note_command(

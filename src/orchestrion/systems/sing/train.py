@@ -422,6 +422,7 @@ def train_note(
     progress: bool = True,
     command: str = "",
     init_from: str | Path | None = None,
+    num_nodes: int = 1,
 ) -> NoteTrainReport:
     """Train SING's stages in order, checkpointing as they go, and export the model.
 
@@ -447,7 +448,8 @@ def train_note(
     validate_every : validate every this many training batches (and after each stage).
     evaluate_notes : test notes evaluated after training (spectral loss, waveform L1, pyin
         pitch accuracy) for the model card; 0 skips it.
-    num_workers, devices, strategy : DataLoader workers and Lightning's devices / strategy.
+    num_workers, devices, strategy, num_nodes : DataLoader workers and Lightning's devices
+        (processes per machine), strategy and machines (docs/training.md, "Many machines").
     progress : Lightning's rich progress bar and stage headers on stderr.
     command : the command line, recorded in the model card.
     init_from : a note model (folder or shipped name) whose weights the first stage of a new
@@ -510,7 +512,7 @@ def train_note(
                 stage, plan, train_set, valid_set, out_dir, seed + index,
                 max_minutes_per_stage, max_epochs_per_stage, max_steps_per_stage,
                 checkpoint_minutes, validate_notes, validate_every, num_workers, devices,
-                strategy, progress, command, initial,
+                strategy, progress, command, initial, num_nodes=num_nodes,
             ))
 
     export_dir = out_dir / EXPORT_DIR
@@ -592,6 +594,7 @@ def _train_stage(
     progress: bool,
     command: str = "",
     initial: InitialWeights | None = None,
+    num_nodes: int = 1,
 ) -> StageReport:
     """Fit one stage (resuming its last checkpoint if there is one) and write its final weights.
 
@@ -624,7 +627,7 @@ def _train_stage(
     last = _last_ckpt(out_dir, stage)
     trainer = build_trainer(
         root_dir=stage_dir, checkpoint=last, steps_per_batch=steps_per_batch, max_steps=max_steps,
-        max_epochs=epochs, max_minutes=max_minutes, devices=devices, strategy=strategy,
+        max_epochs=epochs, max_minutes=max_minutes, devices=devices, strategy=strategy, num_nodes=num_nodes,
         progress=progress, checkpoint_minutes=checkpoint_minutes, callbacks=[clock],
         val_check_interval=validate_every, enable_model_summary=False,
         log_every_n_steps=max(1, min(25, batches)),

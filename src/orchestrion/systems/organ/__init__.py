@@ -6,30 +6,12 @@ networks and objectives in :mod:`.model`.
 
 from orchestrion.systems import lazy_exports
 
-# Exported names and their modules, imported on first use: importing this
-# package (as `orchestrion --help` does, for the commands) must not import torch.
-_HOMES = {
-    "ENCODING_NAMES": "encoding",
-    "BinaryRollEncoding": "encoding",
-    "HarmonicRollEncoding": "encoding",
-    "RollEncoding": "encoding",
-    "VelocityRollEncoding": "encoding",
-    "build_encoding": "encoding",
-    "harmonic_templates": "encoding",
-    "Discriminator": "model",
-    "DiscriminatorOutput": "model",
-    "Generator": "model",
-    "OrganLoss": "model",
-    "OrganModel": "model",
-    "instrument_labels": "model",
-    "padded_length": "model",
-    "receptive_field": "model",
-    "DISCRIMINATOR_VARIANTS": "presets",
-    "PRESETS": "presets",
-    "OrganConfig": "presets",
-    "get_preset": "presets",
-}
-
-__getattr__ = lazy_exports(__name__, _HOMES)
-
-__all__ = sorted(_HOMES)
+# Exported names by module, imported on first use: importing this package (as
+# `orchestrion --help` does, for the commands) must not import torch.
+__getattr__, __all__ = lazy_exports(__name__, {
+    "encoding": ("ENCODING_NAMES", "BinaryRollEncoding", "HarmonicRollEncoding", "RollEncoding",
+                 "VelocityRollEncoding", "build_encoding", "harmonic_templates"),
+    "model": ("Discriminator", "DiscriminatorOutput", "Generator", "OrganLoss", "OrganModel",
+              "instrument_labels", "padded_length", "receptive_field"),
+    "presets": ("DISCRIMINATOR_VARIANTS", "PRESETS", "OrganConfig", "get_preset"),
+})

@@ -7,17 +7,8 @@ latent sequence from embeddings, and end-to-end fine-tuning with a spectral loss
 
 from orchestrion.systems import lazy_exports
 
-# Exported names and their modules, imported on first use (no torch for `orchestrion --help`).
-_HOMES = {
-    "STAGES": "model",
-    "FrameGeometry": "model",
-    "SequenceGenerator": "model",
-    "Sing": "model",
-    "WaveformDecoder": "model",
-    "WaveformEncoder": "model",
-    "PRESETS": "presets",
-    "SingConfig": "presets",
-    "get_preset": "presets",
-}
-__getattr__ = lazy_exports(__name__, _HOMES)
-__all__ = sorted(_HOMES)
+# Exported names by module, imported on first use (no torch for `orchestrion --help`).
+__getattr__, __all__ = lazy_exports(__name__, {
+    "model": ("STAGES", "FrameGeometry", "SequenceGenerator", "Sing", "WaveformDecoder", "WaveformEncoder"),
+    "presets": ("PRESETS", "SingConfig", "get_preset"),
+})

@@ -140,3 +140,15 @@ def test_interruption_reported_says_when_nothing_was_saved(tmp_path):
 
     with pytest.raises(TrainingInterrupted, match="nothing was saved yet"), interruption_reported(tmp_path / "none.ckpt"):
         raise SystemExit(1)
+
+
+def test_the_commands_default_checkpoint_period_is_the_trainers():
+    from typer.main import get_command
+
+    from orchestrion.cli import app
+    from orchestrion.training import DEFAULT_CHECKPOINT_MINUTES
+
+    train = get_command(app).commands["train"]
+    for system in ("render", "note"):
+        option = next(p for p in train.commands[system].params if p.name == "checkpoint_minutes")
+        assert option.default == DEFAULT_CHECKPOINT_MINUTES == 5.0, system

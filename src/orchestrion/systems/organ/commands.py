@@ -9,7 +9,6 @@ them). Heavy imports (torch, lightning) happen inside the commands, so ``orchest
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import warnings
 from functools import partial
@@ -343,39 +342,30 @@ def register(
             raise ConfigError(f"--checkpoint-minutes must be positive, got {checkpoint_minutes}")
         if not data.is_dir():
             raise ConfigError("--data: no such folder", data)
-        loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-        levels = [logger.level for logger in loggers]
-        try:
-            if quiet:
-                for logger in loggers:
-                    logger.setLevel(logging.WARNING)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                report = train_render(
-                    data,
-                    out,
-                    preset=preset,
-                    overrides=parse_overrides(overrides),
-                    max_steps=max_steps,
-                    max_minutes=max_minutes,
-                    seed=seed,
-                    resume=resume,
-                    checkpoint_minutes=checkpoint_minutes,
-                    validate_every=validate_every,
-                    devices=devices,
-                    strategy=strategy,
-                    num_nodes=num_nodes,
-                    num_workers=workers,
-                    command=current_command(),
-                    progress=not quiet,
-                    init_from=init_from,
-                    classifier_only=classifier_only,
-                    keep_checkpoints=keep_checkpoints,
-                    on_start=partial(_print_training_settings, classifier_only=classifier_only),
-                )
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = train_render(
+                data,
+                out,
+                preset=preset,
+                overrides=parse_overrides(overrides),
+                max_steps=max_steps,
+                max_minutes=max_minutes,
+                seed=seed,
+                resume=resume,
+                checkpoint_minutes=checkpoint_minutes,
+                validate_every=validate_every,
+                devices=devices,
+                strategy=strategy,
+                num_nodes=num_nodes,
+                num_workers=workers,
+                command=current_command(),
+                progress=not quiet,
+                init_from=init_from,
+                classifier_only=classifier_only,
+                keep_checkpoints=keep_checkpoints,
+                on_start=partial(_print_training_settings, classifier_only=classifier_only),
+            )
         from lightning.pytorch.utilities import rank_zero_only
 
         if rank_zero_only.rank != 0:

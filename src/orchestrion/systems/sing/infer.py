@@ -200,12 +200,12 @@ class NoteModel:
                 f"data of any instrument ({why})",
                 NoteRangeWarning, stacklevel=3)
         trained = self.table.train_velocities
-        beyond = sorted({n.velocity for n in notes if not trained[0] <= n.velocity <= trained[-1]}) \
-            if trained else []
+        softest, loudest = (min(trained), max(trained)) if trained else (1, 127)
+        beyond = sorted({n.velocity for n in notes if not softest <= n.velocity <= loudest})
         if beyond:
             warnings.warn(
                 f"velocity {', '.join(map(str, beyond))} lies outside the trained velocities "
-                f"{trained[0]}-{trained[-1]}; it plays as the nearest of them",
+                f"{softest}-{loudest}; it plays as the nearest of them",
                 NoteRangeWarning, stacklevel=3)
 
 

@@ -144,10 +144,13 @@ def test_splits_are_by_piece_and_cover_every_piece_once(tiny_build: Path) -> Non
     assert set(splits) == {"train", "valid", "test"}
     listed = [piece for ids in splits.values() for piece in ids]
     assert sorted(listed) == [f.name for f in piece_folders(tiny_build)]
+    assert all(splits.values()), splits  # three pieces: one in each split, lent if need be
+    lent = 0
     for split, ids in splits.items():
         for piece in ids:
             source_name = {"Bwv1-6": "bwv1.6", "Bwv2-6": "bwv2.6", "Bwv3-6": "bwv3.6"}[piece.split("_")[1]]
-            assert split_of_piece(source_name, seed=0) == split
+            lent += split_of_piece(source_name, seed=0) != split
+    assert lent <= 2
 
 
 def test_split_rule_is_stable_and_near_the_fractions() -> None:

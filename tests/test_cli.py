@@ -40,8 +40,7 @@ def test_version_prints_package_version():
 def test_help_lists_the_commands():
     result = run("--help")
     assert result.exit_code == 0
-    for name in ("spec", "resynth", "demo", "render", "note", "transfer", "morph", "compose",
-                 "data", "train", "evaluate", "serve"):
+    for name in ("spec", "resynth", "demo", "render", "note", "data", "train", "evaluate"):
         assert name in result.output
 
 

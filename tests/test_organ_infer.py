@@ -1033,7 +1033,7 @@ def test_cli_train_render_keeps_snapshots_that_render_like_the_exported_model(ti
                          "--set", "ema_decay=0.9", "--keep-checkpoints", "--checkpoint-minutes", "1e-6")
     assert result.exit_code == 0, result.output
     kept = sorted((run / "checkpoints").glob("step-*.ckpt"))
-    assert [p.name for p in kept] == ["step-0000002.ckpt", "step-0000004.ckpt", "step-0000006.ckpt"]
+    assert [p.name for p in kept] == ["step-0000001.ckpt", "step-0000002.ckpt", "step-0000003.ckpt"]  # batches
     midi = write_score(tmp_path / "duet.mid", make_score([(40, 67), (0, 48)], 1.0))
     waves = []
     for model in (run / "model", kept[-1], kept[0]):

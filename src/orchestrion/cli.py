@@ -14,12 +14,27 @@ from rich.console import Console
 from orchestrion import __version__
 from orchestrion.errors import ConfigError, OrchestrionError, about_file
 
+RESERVED_COMMANDS = {
+    "transfer": "Timbre transfer between instruments",
+    "morph": "Interpolate between two sounds",
+    "compose": "Write new music (VAE / GAN) as MIDI",
+    "serve": "The web page",
+}
+"""Planned commands: hidden from `--help` (its epilog lists them); running one says it is not here yet."""
+
+
+# Plain help (rich_markup_mode=None): click wraps long option names instead of cutting
+# them (`--max-minutes-per-…`), so every command's help fits 80 columns whole.
+PLAIN_HELP = {"rich_markup_mode": None}
+
 app = typer.Typer(
     name="orchestrion",
-    help="Neural music synthesis: score to audio, notes, timbre transfer, morphing, composition.",
+    help="Neural music synthesis: score to audio, and notes.",
+    epilog=f"Planned, not in this release yet: {', '.join(RESERVED_COMMANDS)}.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    **PLAIN_HELP,
 )
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,7 +75,7 @@ def spec(
     hop: Annotated[int, typer.Option(help="STFT hop in samples.")] = 256,
     sr: Annotated[int | None, typer.Option(help="Resample to this rate (Hz) first.")] = None,
 ) -> None:
-    """Draw the spectrogram of AUDIO (dB re. peak) as a PNG."""
+    """Draw the spectrogram of AUDIO (dB relative to its peak) as a PNG."""
     from orchestrion.audio.io import load_audio
     from orchestrion.audio.resynth import power_db
     from orchestrion.plots import save_spectrogram_png
@@ -72,7 +87,7 @@ def spec(
     print(f"wrote {output} ({db.shape[0]} bins x {db.shape[1]} frames)")
 
 
-@app.command()
+@app.command(short_help="Rebuild the phase of AUDIO from its STFT magnitude.")
 @reports_errors
 def resynth(
     audio: Annotated[Path, typer.Argument(help="Input audio.")],
@@ -96,7 +111,7 @@ def resynth(
           f"spectral convergence {result.spectral_convergence:.4f} after {iters} iterations")
 
 
-@app.command()
+@app.command(short_help="Render a score with FluidSynth, draw it, resynthesise it.")
 @reports_errors
 def demo(
     midi: Annotated[Path | None, typer.Argument(help="MIDI score (default: the bundled chorale).")] = None,
@@ -113,7 +128,7 @@ def demo(
 
 
 def _reserved(name: str, what: str) -> None:
-    @app.command(name=name, help=f"{what} (not in this release yet).", hidden=False,
+    @app.command(name=name, help=f"{what} (planned, not in this release yet).", hidden=True,
                  context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def _command() -> None:
         console.print(f"[bold red]error:[/] `orchestrion {name}` is not in orchestrion {__version__} yet",
@@ -121,18 +136,13 @@ def _reserved(name: str, what: str) -> None:
         raise typer.Exit(2)
 
 
-for _name, _what in (
-    ("transfer", "Timbre transfer between instruments"),
-    ("morph", "Interpolate between two sounds"),
-    ("compose", "Write new music (VAE / GAN) as MIDI"),
-    ("serve", "The web page"),
-):
+for _name, _what in RESERVED_COMMANDS.items():
     _reserved(_name, _what)
 
 
 # Groups every system adds its own subcommand to (`train render`, `train note`, ...).
-train_app = typer.Typer(help="Train a model from a preset.", no_args_is_help=True)
-evaluate_app = typer.Typer(help="Evaluate a model.", no_args_is_help=True)
+train_app = typer.Typer(help="Train a model from a preset.", no_args_is_help=True, **PLAIN_HELP)
+evaluate_app = typer.Typer(help="Evaluate a model.", no_args_is_help=True, **PLAIN_HELP)
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 

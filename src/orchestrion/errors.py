@@ -44,6 +44,10 @@ class EmptyScoreError(OrchestrionError):
     """A score holds no playable (non-drum) notes."""
 
 
+class DrumOnlyScoreError(EmptyScoreError):
+    """A score holds drum notes (MIDI channel 10) and no pitched ones."""
+
+
 class ConfigError(OrchestrionError):
     """An argument or configuration value is out of its valid range."""
 

@@ -1,4 +1,5 @@
-"""A Lightning callback that saves ``last.ckpt`` every N minutes of training.
+"""A Lightning callback that saves ``last.ckpt`` every N minutes of training, at its end
+and when it is stopped (Ctrl-C, SIGTERM: Lightning calls ``on_exception``).
 
 Lightning 2.6's ``ModelCheckpoint(train_time_interval=...)`` never fires under manual
 optimization (its manual-optimization branch only looks at ``every_n_train_steps``), and
@@ -25,9 +26,10 @@ class TimedCheckpoint(Callback):
 
     With `keep`, every write also stays as ``step-NNNNNNN.ckpt`` beside `path` (a hard link
     where the file system allows, else a copy), so a long run's snapshots can be compared
-    afterwards; NNNNNNN is Lightning's global step (each optimiser step counts)."""
+    afterwards; NNNNNNN counts batches (Lightning's global step over `steps_per_batch`, the
+    optimiser steps of one batch: 2 for a GAN), as the run's summary does."""
 
-    def __init__(self, path: str | Path, minutes: float, keep: bool = False) -> None:
+    def __init__(self, path: str | Path, minutes: float, keep: bool = False, steps_per_batch: int = 1) -> None:
         super().__init__()
         if not minutes > 0:
             raise ValueError(f"checkpoint period must be positive, got {minutes!r} minutes")
@@ -35,6 +37,7 @@ class TimedCheckpoint(Callback):
         self.seconds = float(minutes) * 60.0
         self.saves = 0
         self.keep = keep
+        self.steps_per_batch = max(1, int(steps_per_batch))
         self._last_time = time.monotonic()
         self._saved_step = -1
 
@@ -60,11 +63,11 @@ class TimedCheckpoint(Callback):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.name}.part")
-        trainer.save_checkpoint(partial)
+        trainer.save_checkpoint(partial)  # the whole state (optimisers too): resuming needs it
         if trainer.is_global_zero:
             os.replace(partial, self.path)
             if self.keep:
-                self._keep_copy(trainer.global_step)
+                self._keep_copy(trainer.global_step // self.steps_per_batch)
         self._saved_step = trainer.global_step
         self.saves += 1
 

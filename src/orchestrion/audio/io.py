@@ -17,6 +17,15 @@ from orchestrion.errors import AudioReadError, ConfigError, NonFiniteAudioError,
 from orchestrion.files import atomic_output, require_file
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
+OUTPUT_RATES_HZ = range(4000, 192_001)
+"""Sample rates a generated sound may be written at."""
+
+
+def check_output_rate(sample_rate: int | None) -> None:
+    """ConfigError unless `sample_rate` is None or a whole number in 4000-192000 Hz."""
+    if sample_rate is not None and (isinstance(sample_rate, bool) or int(sample_rate) != sample_rate
+                                    or int(sample_rate) not in OUTPUT_RATES_HZ):
+        raise ConfigError(f"sample rate must be 4000-192000 Hz, got {sample_rate!r}")
 
 
 def to_mono(wave: np.ndarray) -> np.ndarray:

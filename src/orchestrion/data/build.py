@@ -23,7 +23,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from orchestrion.errors import ConfigError
-from orchestrion.files import atomic_output
+from orchestrion.files import atomic_output, remove_stale_parts
 
 BUILD_DIR = ".build"
 MANIFEST_NAME = "manifest.json"
@@ -75,13 +75,16 @@ class Shard:
 
 @dataclass
 class BuildReport:
-    """What one run of a builder did."""
+    """What one run of a builder did: of its `total` items, `built` were written now,
+    `skipped` were already there, and `left_out` ran now but wrote nothing (a piece that
+    cannot be used, counted in the manifest with its reason)."""
 
     out_dir: Path
     total: int
     built: int
     skipped: int
     manifest: dict[str, Any]
+    left_out: int = 0
 
 
 def file_sha256(path: Path) -> str:
@@ -194,11 +197,12 @@ def _init_worker(setup: Callable[[], Any] | None) -> None:
     _WORKER["state"] = setup() if setup is not None else None
 
 
-def _run_one(args: tuple[Callable[[Any, Path, BuildItem], ItemResult], Path, BuildItem]) -> str:
+def _run_one(args: tuple[Callable[[Any, Path, BuildItem], ItemResult], Path, BuildItem]) -> bool:
+    """Build one item; True if it wrote files (False: left out, e.g. an unusable piece)."""
     work, out_dir, item = args
     result = work(_WORKER["state"], out_dir, item)
     _finish(out_dir, result)
-    return item.key
+    return bool(result.files)
 
 
 def run_build(
@@ -224,14 +228,18 @@ def run_build(
     if len(set(keys)) != len(keys):
         raise ConfigError("build items must have unique keys")
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(out_dir)  # a killed build's half-written files
     mine = shard.select(items)
     todo = [item for item in mine if not is_finished(out_dir, item.key)]
+    written = 0
     with _progress(progress) as bar:
         task = bar.add_task(f"{dataset} -> {out_dir}", total=len(mine), completed=len(mine) - len(todo))
-        for _ in _execute(out_dir, todo, work, setup, workers):
+        for wrote in _execute(out_dir, todo, work, setup, workers):
+            written += wrote
             bar.advance(task)
     manifest = write_manifest(out_dir, dataset, config, total=len(items))
-    return BuildReport(out_dir, len(mine), len(todo), len(mine) - len(todo), manifest)
+    return BuildReport(out_dir, len(mine), written, len(mine) - len(todo), manifest,
+                       left_out=len(todo) - written)
 
 
 def _execute(
@@ -240,7 +248,7 @@ def _execute(
     work: Callable[[Any, Path, BuildItem], ItemResult],
     setup: Callable[[], Any] | None,
     workers: int,
-) -> Iterable[str]:
+) -> Iterable[bool]:
     if not todo:
         return
     if workers == 1:

@@ -27,8 +27,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import pretty_midi
-
 from orchestrion.data.build import (
     MANIFEST_NAME,
     BuildItem,
@@ -55,30 +53,20 @@ from orchestrion.data.scores import (
     list_scores,
     load_score,
 )
-from orchestrion.errors import EmptyScoreError, MidiReadError, OrchestrionError
+from orchestrion.errors import DrumOnlyScoreError, EmptyScoreError, MidiReadError, OrchestrionError
 from orchestrion.symbolic.midi import write_midi
 
 
-def _skip_kind(exc: OrchestrionError, ref: ScoreRef) -> str:
+def _skip_kind(exc: OrchestrionError) -> str:
     if isinstance(exc, PartCountError):
         return "part_count"
+    if isinstance(exc, DrumOnlyScoreError):
+        return "drum_only"
     if isinstance(exc, EmptyScoreError):
-        return "drum_only" if _has_drum_notes(ref) else "empty"
+        return "empty"
     if isinstance(exc, MidiReadError):
         return "unreadable"
     return "invalid"
-
-
-def _has_drum_notes(ref: ScoreRef) -> bool:
-    if ref.is_music21:
-        return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            midi = pretty_midi.PrettyMIDI(ref.path)
-    except Exception:  # noqa: BLE001 - only classifies a file read_midi already rejected
-        return False
-    return any(inst.is_drum and inst.notes for inst in midi.instruments)
 
 
 def write_score(_state: Any, out_dir: Path, item: BuildItem) -> ItemResult:
@@ -91,7 +79,7 @@ def write_score(_state: Any, out_dir: Path, item: BuildItem) -> ItemResult:
             score = load_score(ref, tempo_bpm=params["tempo_bpm"])
     except OrchestrionError as exc:
         return ItemResult(item.key, [], split=SKIPPED_SPLIT,
-                          extra={"name": ref.name, "skipped": _skip_kind(exc, ref), "reason": str(exc)})
+                          extra={"name": ref.name, "skipped": _skip_kind(exc), "reason": str(exc)})
     split = split_of_piece(ref.name, params["seed"], params["valid_fraction"], params["test_fraction"])
     name = f"{split}/{ref.name}.mid"
     write_midi(score.midi, out_dir / name)

@@ -55,14 +55,15 @@ By piece, from a hash of the seed and the source name of the piece: the first
 `test_fraction` of the hash range is test, the next `valid_fraction` valid, the rest
 train. The split of a piece depends on nothing else (not on the other pieces, the shard,
 the limit or the instruments), so resumed, sharded and extended builds agree, and
-`build_midi` with the same seed and fractions puts every piece in the same split.
+`build_midi` with the same seed and fractions puts every piece in the same split. One
+exception keeps a small build usable: when the rule leaves test or valid empty in a build
+of 3 pieces or more, that split gets the train piece nearest to its range (`write_splits`).
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 import random
 import warnings
@@ -381,10 +382,15 @@ def number_digits(n_pieces: int) -> int:
     return max(2, len(str(max(n_pieces, 1))))
 
 
+def split_position(name: str, seed: int) -> float:
+    """Where the piece named `name` falls in [0, 1): test below the test fraction, then valid."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def split_of_piece(name: str, seed: int, valid_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
     """``"train"``, ``"valid"`` or ``"test"`` for the piece named `name` (see the module docstring)."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64
+    position = split_position(name, seed)
     if position < test_fraction:
         return "test"
     if position < test_fraction + valid_fraction:
@@ -620,15 +626,40 @@ def plan_urmp_items(
     return items
 
 
-def write_splits(out_dir: Path) -> dict[str, list[str]]:
-    """Write ``splits.json`` from the finished pieces' records; return it."""
+MIN_PIECES_TO_HOLD_OUT = 3
+"""A build of this many pieces or more has at least one in valid and one in test."""
+
+
+def write_splits(out_dir: Path, seed: int = 0, valid_fraction: float = 0.1,
+                 test_fraction: float = 0.1) -> tuple[dict[str, list[str]], str]:
+    """Write ``splits.json`` from the finished pieces' records; return it and a note on
+    held-out splits left empty ("" when none is).
+
+    A small build whose hash rule leaves test (then valid) empty lends it the train piece
+    nearest to that split's range (a build of 6 pieces would otherwise train on all six);
+    a split whose fraction is 0 stays empty, and so do both below 3 pieces (the note says why).
+    """
+    built = [r for r in load_records(out_dir) if r["files"] and r["split"] in SPLIT_NAMES]
     splits: dict[str, list[str]] = {name: [] for name in SPLIT_NAMES}
-    for record in load_records(out_dir):
-        if record["files"] and record["split"] in splits:
-            splits[record["split"]].append(record["extra"]["piece_id"])
+    for record in built:
+        splits[record["split"]].append(record["extra"]["piece_id"])
+    positions = {r["extra"]["piece_id"]: split_position(r["extra"]["name"], seed) for r in built}
+    empty = []
+    for held_out, fraction in (("test", test_fraction), ("valid", valid_fraction)):
+        if splits[held_out] or fraction <= 0:
+            continue
+        if len(built) < MIN_PIECES_TO_HOLD_OUT:
+            empty.append(held_out)
+            continue
+        lent = min(splits["train"], key=positions.__getitem__)
+        splits["train"].remove(lent)
+        splits[held_out].append(lent)
     splits = {name: sorted(ids) for name, ids in splits.items()}
     write_json(out_dir / SPLITS_FILE_NAME, splits)
-    return splits
+    note = (f"{' and '.join(empty)} empty: only {len(built)} piece{'s' if len(built) != 1 else ''} built, "
+            f"a build needs {MIN_PIECES_TO_HOLD_OUT} for one piece each in train, valid and test"
+            if empty else "")
+    return splits, note
 
 
 def skipped_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -643,8 +674,10 @@ def skipped_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"pieces_skipped": dict(sorted(counts.items())), "skipped_pieces": pieces}
 
 
-def summarise_build(out_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Add what the shared manifest lacks (skipped pieces, parts per instrument) and rewrite it."""
+def summarise_build(out_dir: Path, manifest: dict[str, Any], splits: dict[str, list[str]],
+                    held_out_note: str = "") -> dict[str, Any]:
+    """Add what the shared manifest lacks (skipped pieces, parts per instrument, the pieces
+    per split of ``splits.json``) and rewrite it."""
     records = load_records(out_dir)
     parts_per_instrument: Counter[str] = Counter()
     folded = 0
@@ -657,6 +690,8 @@ def summarise_build(out_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         **skipped_summary(records),
         "parts_per_instrument": dict(sorted(parts_per_instrument.items())),
         "notes_folded": folded,
+        "splits": {**manifest["splits"], **{name: len(ids) for name, ids in splits.items()}},
+        **({"held_out_note": held_out_note} if held_out_note else {}),
     }
     write_json(out_dir / MANIFEST_NAME, manifest)
     return manifest
@@ -738,6 +773,6 @@ def build_urmp(
     report = run_build(out_dir, "urmp", items, render_piece, config,
                        setup=RendererFactory(str(soundfont_path), int(sample_rate)),
                        workers=workers, shard=shard, progress=progress)
-    write_splits(out_dir)
-    report.manifest = summarise_build(out_dir, report.manifest)
+    splits, held_out_note = write_splits(out_dir, seed, valid_fraction, test_fraction)
+    report.manifest = summarise_build(out_dir, report.manifest, splits, held_out_note)
     return report

@@ -9,7 +9,7 @@ import typer
 
 from orchestrion.data.build import BuildReport, Shard, current_command
 
-data_app = typer.Typer(help="Build datasets in the real datasets' formats, offline, with FluidSynth.",
+data_app = typer.Typer(help="Build NSynth-, URMP-, pairs- or MIDI-format datasets offline.",
                        no_args_is_help=True)
 
 Workers = Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")]
@@ -21,9 +21,12 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 def _summary(report: BuildReport) -> str:
     manifest = report.manifest
     splits = ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
-    return (f"{report.out_dir}: {report.built} built, {report.skipped} already there; "
-            f"{manifest['items_finished']}/{manifest['items_planned']} items, "
-            f"{manifest['audio_seconds']:.1f} s of audio ({splits})")
+    left_out = f", {report.left_out} left out (see the manifest)" if report.left_out else ""
+    summary = (f"{report.out_dir}: {report.built} built{left_out}, {report.skipped} already there; "
+               f"{manifest['items_finished']}/{manifest['items_planned']} items, "
+               f"{manifest['audio_seconds']:.1f} s of audio ({splits})")
+    note = manifest.get("held_out_note")
+    return summary + (f"\n{note}" if note else "")
 
 
 def _split_names(text: str) -> tuple[str, ...]:
@@ -33,7 +36,7 @@ def _split_names(text: str) -> tuple[str, ...]:
 def register(app: typer.Typer, reports_errors) -> None:
     """Attach the `data` command group to the root app, with its error reporting."""
 
-    @data_app.command("nsynth")
+    @data_app.command("nsynth", short_help="Notes in NSynth's layout: 16 kHz, 4 s each.")
     @reports_errors
     def nsynth(
         out: Annotated[Path, typer.Argument(help="Output folder (nsynth-<split>/ inside).")],
@@ -63,7 +66,7 @@ def register(app: typer.Typer, reports_errors) -> None:
                               command=current_command())
         print(_summary(report))
 
-    @data_app.command("urmp")
+    @data_app.command("urmp", short_help="Pieces in URMP's layout: mix, parts, notes, F0s.")
     @reports_errors
     def urmp(
         out: Annotated[Path, typer.Argument(help="Output folder (one NN_Piece_codes/ folder per piece).")],
@@ -85,7 +88,7 @@ def register(app: typer.Typer, reports_errors) -> None:
                             dynamics=dynamics)
         print(_summary(report))
 
-    @data_app.command("pairs")
+    @data_app.command("pairs", short_help="The same notes and phrases on two instruments.")
     @reports_errors
     def pairs(
         out: Annotated[Path, typer.Argument(help="Output folder.")],
@@ -111,7 +114,7 @@ def register(app: typer.Typer, reports_errors) -> None:
                              command=current_command())
         print(_summary(report))
 
-    @data_app.command("midi")
+    @data_app.command("midi", short_help="A clean, validated MIDI collection, split by piece.")
     @reports_errors
     def midi(
         out: Annotated[Path, typer.Argument(help="Output folder (<split>/<name>.mid).")],

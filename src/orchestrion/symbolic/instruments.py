@@ -62,6 +62,17 @@ def track_label(instrument: pretty_midi.Instrument, index: int | None = None) ->
     return f"{number}{name} ({kind})"
 
 
+def warn_drum_track(instrument: pretty_midi.Instrument, index: int | None = None) -> None:
+    """Warn (DrumTrackWarning) that a drum-kit track's notes are skipped, naming it and counting them."""
+    count = len(instrument.notes)
+    warnings.warn(
+        f"{track_label(instrument, index)}: {count} drum note{'s' if count != 1 else ''} skipped"
+        " (drums have no instrument slot)",
+        DrumTrackWarning,
+        stacklevel=3,
+    )
+
+
 def normalise_name(name: str) -> str:
     """Lower-case `name`, read ``_`` and ``-`` as spaces and collapse runs of spaces."""
     return re.sub(r"\s+", " ", re.sub(r"[_\-]", " ", name)).strip().lower()
@@ -325,12 +336,7 @@ class InstrumentVocabulary:
         :class:`DrumTrackWarning` naming the track (`index` is its position in the score).
         """
         if instrument.is_drum:
-            warnings.warn(
-                f"{track_label(instrument, index)} is a drum track and was left out:"
-                " drums have no instrument slot",
-                DrumTrackWarning,
-                stacklevel=2,
-            )
+            warn_drum_track(instrument, index)
             return None
         return self.slot_for_program(instrument.program)
 

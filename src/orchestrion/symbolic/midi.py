@@ -13,14 +13,16 @@ from pathlib import Path
 import mido
 import pretty_midi
 
-from orchestrion.errors import ConfigError, EmptyScoreError, MidiReadError
+from orchestrion.errors import ConfigError, DrumOnlyScoreError, EmptyScoreError, MidiReadError
 from orchestrion.files import atomic_output, require_file
-from orchestrion.symbolic.instruments import DrumTrackWarning, track_label
+from orchestrion.symbolic.instruments import DrumTrackWarning, track_label, warn_drum_track
 
 ScoreLike = pretty_midi.PrettyMIDI | str | Path
 """A score, or the path of a MIDI file to read with :func:`read_midi`."""
 
 _DETAIL_CHARS = 120
+DRUM_CHANNEL = 9
+"""MIDI channel 10 (0-based 9): General MIDI's drum kit."""
 MIDI_MAGICS = (b"MThd", b"RIFF")
 """The first 4 bytes of a Standard MIDI File, and of one wrapped in RIFF (RMID), which mido reads."""
 
@@ -89,17 +91,35 @@ def read_midi(path: str | Path) -> pretty_midi.PrettyMIDI:
             f" ({_short_reason(exc)})",
             path,
         ) from exc
+    drum_notes = count_drum_notes(midi_file)
+    unread_drum_notes = drum_notes - sum(len(inst.notes) for inst in score.instruments if inst.is_drum)
     remove_invalid_notes(score, source=path)
-    n_notes = sum(len(inst.notes) for inst in score.instruments)
-    if n_notes == 0:
+    if not any(inst.notes for inst in score.instruments if not inst.is_drum):
+        if drum_notes:
+            raise DrumOnlyScoreError(
+                f"holds only drum notes ({drum_notes} on MIDI channel 10), which orchestrion cannot"
+                " play: it needs at least one pitched instrument",
+                path,
+            )
         raise EmptyScoreError("holds no notes", path)
-    if all(inst.is_drum for inst in score.instruments if inst.notes):
-        raise EmptyScoreError(
-            "holds only drum-kit notes (MIDI channel 10);"
-            " orchestrion needs at least one pitched instrument",
-            path,
+    if unread_drum_notes > 0:  # hits with no length: pretty_midi drops them without a track
+        warnings.warn(
+            f"{unread_drum_notes} drum note{'s' if unread_drum_notes != 1 else ''} of no length"
+            " skipped (MIDI channel 10; drums have no instrument slot)",
+            DrumTrackWarning,
+            stacklevel=2,
         )
     return score
+
+
+def count_drum_notes(midi_file: mido.MidiFile) -> int:
+    """The note-ons on the drum channel (MIDI channel 10), hits of no length included."""
+    return sum(
+        1
+        for track in midi_file.tracks
+        for message in track
+        if message.type == "note_on" and message.velocity > 0 and message.channel == DRUM_CHANNEL
+    )
 
 
 def write_midi(score: pretty_midi.PrettyMIDI, path: str | Path) -> Path:
@@ -198,12 +218,7 @@ def melodic_instruments(score: pretty_midi.PrettyMIDI) -> list[pretty_midi.Instr
         if not inst.notes:
             continue
         if inst.is_drum:
-            warnings.warn(
-                f"{track_label(inst, index)} is a drum track and was left out:"
-                " drums have no instrument slot",
-                DrumTrackWarning,
-                stacklevel=2,
-            )
+            warn_drum_track(inst, index)
             continue
         melodic.append(inst)
     return melodic

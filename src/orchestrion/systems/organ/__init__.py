@@ -6,39 +6,17 @@ whole GAN in :mod:`.gan` and its objectives in :mod:`.losses`. The names below a
 on first use, so importing this package (or its inference) builds nothing it does not need.
 """
 
-from __future__ import annotations
+from orchestrion.systems import lazy_exports
 
-import importlib
-from typing import Any
-
-_HOMES = {
-    "ENCODING_NAMES": "encoding",
-    "BinaryRollEncoding": "encoding",
-    "HarmonicRollEncoding": "encoding",
-    "RollEncoding": "encoding",
-    "VelocityRollEncoding": "encoding",
-    "build_encoding": "encoding",
-    "harmonic_templates": "encoding",
-    "Generator": "model",
-    "OrganNetwork": "model",
-    "padded_length": "model",
-    "Discriminator": "discriminator",
-    "DiscriminatorOutput": "discriminator",
-    "instrument_labels": "discriminator",
-    "receptive_field": "discriminator",
-    "OrganModel": "gan",
-    "OrganLoss": "losses",
-    "DISCRIMINATOR_VARIANTS": "presets",
-    "PRESETS": "presets",
-    "OrganConfig": "presets",
-    "get_preset": "presets",
-}
-"""Each public name and the module of this package that defines it."""
-
-__all__ = sorted(_HOMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+# Exported names by module, imported on first use: importing this package (as
+# `orchestrion --help` does, for the commands) must not import torch, and inference never
+# imports the training side (discriminator, gan, losses).
+__getattr__, __all__ = lazy_exports(__name__, {
+    "encoding": ("ENCODING_NAMES", "BinaryRollEncoding", "HarmonicRollEncoding", "RollEncoding",
+                 "VelocityRollEncoding", "build_encoding", "harmonic_templates"),
+    "model": ("Generator", "OrganNetwork", "padded_length"),
+    "discriminator": ("Discriminator", "DiscriminatorOutput", "instrument_labels", "receptive_field"),
+    "gan": ("OrganModel",),
+    "losses": ("OrganLoss",),
+    "presets": ("DISCRIMINATOR_VARIANTS", "PRESETS", "OrganConfig", "get_preset"),
+})

@@ -9,7 +9,6 @@ them). Heavy imports (torch, lightning) happen inside the commands, so ``orchest
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import warnings
 from functools import partial
@@ -144,7 +143,7 @@ def register(
 ) -> None:
     """Attach `render` to the root app, `render` to the `train` and `evaluate` groups."""
 
-    @app.command("render")
+    @app.command("render", short_help="Render a MIDI score to audio with the orGAN model.")
     @reports_errors
     def render(
         score: Annotated[Path, typer.Argument(help="MIDI score (.mid).")],
@@ -207,7 +206,7 @@ def register(
             _err(f"warning: {message}")
         print(f"wrote {output}: {result.duration_s:.2f} s at {result.sample_rate} Hz")
 
-    @evaluate.command("render")
+    @evaluate.command("render", short_help="Spectrogram and audio figures on held-out pieces.")
     @reports_errors
     def evaluate_render_command(
         data: Annotated[Path, typer.Option("--data", help="URMP-format folder with splits.json.")],
@@ -264,7 +263,7 @@ def register(
             )
         print(report.format())
 
-    @train.command("render")
+    @train.command("render", short_help="Train the orGAN render model, export a model folder.")
     @reports_errors
     def train_render_command(
         data: Annotated[Path, typer.Option("--data", help="URMP-format folder with splits.json.")],
@@ -279,15 +278,18 @@ def register(
             int, typer.Option("--max-steps", help="Generator steps at most.")
         ] = 20_000,
         max_minutes: Annotated[
-            float | None, typer.Option("--max-minutes", help="Stop after this long.")
+            float | None,
+            typer.Option("--max-minutes", help="Stop after this many minutes of this run "
+                         "(with --resume, the time before it does not count)."),
         ] = None,
         seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
         resume: Annotated[
             bool, typer.Option("--resume", help="Continue from OUT/checkpoints/last.ckpt.")
         ] = False,
         checkpoint_minutes: Annotated[
-            float, typer.Option("--checkpoint-minutes", help="Save every N minutes.")
-        ] = 10.0,
+            float, typer.Option("--checkpoint-minutes", help="Save every N minutes (also at the end, "
+                                "and when Ctrl-C or SIGTERM stops the run).")
+        ] = 5.0,  # == orchestrion.training.DEFAULT_CHECKPOINT_MINUTES (not imported: no torch here)
         validate_every: Annotated[
             int, typer.Option("--validate-every", help="Validate every N steps.")
         ] = 500,
@@ -297,6 +299,9 @@ def register(
         strategy: Annotated[
             str, typer.Option("--strategy", help="Lightning strategy, e.g. ddp.")
         ] = "auto",
+        num_nodes: Annotated[
+            int, typer.Option("--num-nodes", help="Machines (torchrun or SLURM starts the processes).")
+        ] = 1,
         workers: Annotated[
             int, typer.Option("--workers", "-j", help="Data loader worker processes.")
         ] = 0,
@@ -326,6 +331,7 @@ def register(
         for name, value in (
             ("--max-steps", max_steps),
             ("--devices", devices),
+            ("--num-nodes", num_nodes),
             ("--validate-every", validate_every),
         ):
             if value < 1:
@@ -336,38 +342,34 @@ def register(
             raise ConfigError(f"--checkpoint-minutes must be positive, got {checkpoint_minutes}")
         if not data.is_dir():
             raise ConfigError("--data: no such folder", data)
-        loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-        levels = [logger.level for logger in loggers]
-        try:
-            if quiet:
-                for logger in loggers:
-                    logger.setLevel(logging.WARNING)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                report = train_render(
-                    data,
-                    out,
-                    preset=preset,
-                    overrides=parse_overrides(overrides),
-                    max_steps=max_steps,
-                    max_minutes=max_minutes,
-                    seed=seed,
-                    resume=resume,
-                    checkpoint_minutes=checkpoint_minutes,
-                    validate_every=validate_every,
-                    devices=devices,
-                    strategy=strategy,
-                    num_workers=workers,
-                    command=current_command(),
-                    progress=not quiet,
-                    init_from=init_from,
-                    classifier_only=classifier_only,
-                    keep_checkpoints=keep_checkpoints,
-                    on_start=partial(_print_training_settings, classifier_only=classifier_only),
-                )
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = train_render(
+                data,
+                out,
+                preset=preset,
+                overrides=parse_overrides(overrides),
+                max_steps=max_steps,
+                max_minutes=max_minutes,
+                seed=seed,
+                resume=resume,
+                checkpoint_minutes=checkpoint_minutes,
+                validate_every=validate_every,
+                devices=devices,
+                strategy=strategy,
+                num_nodes=num_nodes,
+                num_workers=workers,
+                command=current_command(),
+                progress=not quiet,
+                init_from=init_from,
+                classifier_only=classifier_only,
+                keep_checkpoints=keep_checkpoints,
+                on_start=partial(_print_training_settings, classifier_only=classifier_only),
+            )
+        from lightning.pytorch.utilities import rank_zero_only
+
+        if rank_zero_only.rank != 0:
+            return  # another process of a multi-device run: the first one reports
         # ours only: Lightning's deprecation notices are not for our users
         for message in dict.fromkeys(
             str(w.message) for w in caught if "orchestrion" in (w.filename or "")

@@ -75,7 +75,7 @@ import torch
 from torch import Tensor, nn
 
 from orchestrion.audio.blocks import check_phase_init, coherent_crossfade, griffin_lim_blocks
-from orchestrion.audio.io import resample
+from orchestrion.audio.io import check_output_rate, resample
 from orchestrion.checkpoints import Checkpoint, CheckpointError, load_checkpoint, load_state_into
 from orchestrion.errors import ConfigError
 from orchestrion.nn.blocks import NoiseDropout
@@ -564,10 +564,7 @@ def _check_arguments(
     crossfade: str,
     batch_windows: int,
 ) -> None:
-    if sample_rate is not None and (
-        isinstance(sample_rate, bool) or not 4000 <= int(sample_rate) <= 192_000
-    ):
-        raise ConfigError(f"sample rate must be 4000-192000 Hz, got {sample_rate!r}")
+    check_output_rate(sample_rate)
     if window_s is not None and not window_s > 0:
         raise ConfigError(f"the window must be a positive number of seconds, got {window_s!r}")
     if not overlap_s >= 0:

@@ -7,13 +7,11 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from orchestrion.checkpoints import (
@@ -43,7 +41,7 @@ from orchestrion.systems.organ.presets import (
     get_preset,
 )
 from orchestrion.systems.organ.tracks import trained_slot_names
-from orchestrion.timed_checkpoint import TimedCheckpoint
+from orchestrion.training import DEFAULT_CHECKPOINT_MINUTES, build_trainer, interruption_reported, quiet_lightning
 
 SYSTEM = "render"
 VALID_CHUNKS = 96
@@ -210,11 +208,12 @@ def train_render(
     max_minutes: float | None = None,
     seed: int = 0,
     resume: bool = False,
-    checkpoint_minutes: float = 10.0,
+    checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
     validate_every: int = 500,
     limit_pieces: int | None = None,
     devices: int = 1,
     strategy: str = "auto",
+    num_nodes: int = 1,
     num_workers: int = 0,
     command: str = "",
     progress: bool = True,
@@ -225,7 +224,8 @@ def train_render(
 ) -> TrainReport:
     """Train, checkpoint every `checkpoint_minutes` (and at the end), export safetensors.
 
-    `max_steps` counts generator batches; the run also stops after `max_minutes`. With
+    `max_steps` counts generator batches; the run also stops after `max_minutes` of this
+    call (time before a resume does not count). With
     `resume`, training continues from `<out_dir>/checkpoints/last.ckpt` (our own file).
     `init_from` starts a new run from an exported model's weights (e.g. the shipped
     `render-cpu`, to keep training it on a new machine). With no `preset`, the run's config
@@ -256,7 +256,7 @@ def train_render(
         if not last.is_file():
             raise ConfigError(f"--resume: no checkpoint to resume from at {last}")
         resumed_at = _check_resumed_run(last, classifier_only, config)
-    L.seed_everything(seed, workers=True)
+    L.seed_everything(seed, workers=True, verbose=False)
     train_pieces = load_pieces(data_dir, config, split="train", limit=limit_pieces, progress=progress)
     try:
         valid_pieces = load_pieces(data_dir, config, split="valid", limit=limit_pieces, progress=progress)
@@ -307,30 +307,28 @@ def train_render(
         drawn_from = train_set
     train_loader = DataLoader(drawn_from, batch_size=config.batch_size, sampler=sampler,
                               num_workers=num_workers, drop_last=True, persistent_workers=num_workers > 0)
-    callbacks: list = [TimedCheckpoint(last, checkpoint_minutes, keep=keep_checkpoints)]
-    if progress:
-        callbacks.append(RichProgressBar())
-    trainer = L.Trainer(
-        accelerator="auto", devices=devices, strategy=strategy,
-        max_steps=max_steps * module._steps_per_batch(),
-        max_time=None if max_minutes is None else timedelta(minutes=max_minutes),
-        callbacks=callbacks, default_root_dir=out_dir, logger=L.pytorch.loggers.CSVLogger(out_dir, name="logs"),
-        val_check_interval=min(validate_every, epoch_size // config.batch_size),
-        check_val_every_n_epoch=None, num_sanity_val_steps=0, enable_progress_bar=progress,
-        log_every_n_steps=25, enable_model_summary=progress,
-    )
-    if on_start is not None:
-        on_start(config)
-    started = time.time()
-    trainer.fit(module, train_loader, _valid_loader(valid_set, config.batch_size),
-                ckpt_path=str(last) if resume else None, weights_only=True)
+    with quiet_lightning(info=progress):
+        trainer = build_trainer(
+            root_dir=out_dir, checkpoint=last, steps_per_batch=module._steps_per_batch(),
+            max_steps=max_steps, max_minutes=max_minutes, devices=devices, strategy=strategy,
+            num_nodes=num_nodes, progress=progress, checkpoint_minutes=checkpoint_minutes, keep_checkpoints=keep_checkpoints,
+            val_check_interval=min(validate_every, epoch_size // config.batch_size),
+            log_every_n_steps=25, enable_model_summary=progress,
+        )
+        if on_start is not None and trainer.is_global_zero:
+            on_start(config)
+        started = time.time()
+        with interruption_reported(last):
+            trainer.fit(module, train_loader, _valid_loader(valid_set, config.batch_size),
+                        ckpt_path=str(last) if resume else None, weights_only=True)
     minutes = (time.time() - started) / 60
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     steps = module.training_steps(trainer.global_step)
-    export_dir = export_render_model(module, out_dir / "model", command=command, data_dir=data_dir,
-                                     train_pieces=len(train_pieces), valid_pieces=len(valid_pieces),
-                                     steps=steps, minutes=minutes, metrics=metrics,
-                                     started_from=started_from)
+    export_dir = out_dir / "model"
+    if trainer.is_global_zero:  # one process writes the model (under DDP every rank holds its weights)
+        export_render_model(module, export_dir, command=command, data_dir=data_dir,
+                            train_pieces=len(train_pieces), valid_pieces=len(valid_pieces),
+                            steps=steps, minutes=minutes, metrics=metrics, started_from=started_from)
     return TrainReport(out_dir, export_dir, steps, minutes, metrics)
 
 

@@ -207,13 +207,9 @@ def window_batches(plan: WindowPlan, batch: int) -> Iterator[range]:
 
 __all__ = [
     "CROSSFADE_DOMAINS",
-    "PHASE_INITS",
     "CrossfadeDomain",
     "WindowPlan",
-    "check_phase_init",
-    "coherent_crossfade",
     "from_crossfade_domain",
-    "griffin_lim_blocks",
     "in_worker_threads",
     "to_crossfade_domain",
     "window_batches",

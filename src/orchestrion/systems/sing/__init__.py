@@ -5,24 +5,10 @@ latent sequence from embeddings, and end-to-end fine-tuning with a spectral loss
 (Défossez et al., NeurIPS 2018; ELU / CQT / MFCC variants after seed 004).
 """
 
-from orchestrion.systems.sing.model import (
-    STAGES,
-    FrameGeometry,
-    SequenceGenerator,
-    Sing,
-    WaveformDecoder,
-    WaveformEncoder,
-)
-from orchestrion.systems.sing.presets import PRESETS, SingConfig, get_preset
+from orchestrion.systems import lazy_exports
 
-__all__ = [
-    "PRESETS",
-    "STAGES",
-    "FrameGeometry",
-    "SequenceGenerator",
-    "Sing",
-    "SingConfig",
-    "WaveformDecoder",
-    "WaveformEncoder",
-    "get_preset",
-]
+# Exported names by module, imported on first use (no torch for `orchestrion --help`).
+__getattr__, __all__ = lazy_exports(__name__, {
+    "model": ("STAGES", "FrameGeometry", "SequenceGenerator", "Sing", "WaveformDecoder", "WaveformEncoder"),
+    "presets": ("PRESETS", "SingConfig", "get_preset"),
+})

@@ -74,17 +74,18 @@ def _split_names(text: str | None) -> list[str] | None:
 
 
 def note_command(
-    instrument: Annotated[str | None, typer.Option("--instrument", "-i", help="Instrument name (see --list-instruments).")] = None,
+    instrument: Annotated[str | None, typer.Option("--instrument", "-i", help="Instrument name (see --list-instruments) or General MIDI number.")] = None,
     pitch: Annotated[int | None, typer.Option("--pitch", "-p", help="MIDI pitch 0-127 (60 = C4).")] = None,
     velocity: Annotated[int, typer.Option("--velocity", "-v", help="MIDI velocity 1-127.")] = 100,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="WAV to write (single note), or folder (--list).")] = None,
     note_list: Annotated[Path | None, typer.Option("--list", help="Text file of 'instrument pitch velocity' lines.")] = None,
     list_instruments: Annotated[bool, typer.Option("--list-instruments", help="Print the model's instruments and pitch ranges.")] = False,
     model: ModelOpt = "note-cpu",
+    sr: Annotated[int | None, typer.Option("--sr", help="Output sample rate in Hz (default: the model's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Notes per forward pass.")] = 64,
 ) -> None:
     """Generate 4 s notes (16 kHz) with SING: one note, a list of notes, or list the instruments."""
-    from orchestrion.audio.io import save_audio
+    from orchestrion.audio.io import check_output_rate, resample, save_audio
     from orchestrion.systems.sing.infer import NoteModel, NoteRequest, generate_notes, read_note_list
 
     forms = [list_instruments, note_list is not None, instrument is not None or pitch is not None]
@@ -95,11 +96,12 @@ def note_command(
         raise ConfigError("--list needs -o OUTDIR, the folder for the notes")
     if forms[2] and (instrument is None or pitch is None):
         raise ConfigError("a single note needs both --instrument and --pitch")
+    check_output_rate(sr)
     requests = read_note_list(note_list) if note_list is not None else None
     note_model = NoteModel.from_pretrained(model)
     if list_instruments:
         for entry in note_model.table:
-            print(f"{entry.name} {entry.lowest_pitch}-{entry.highest_pitch}")
+            print(f"{entry.display_name} {entry.lowest_pitch}-{entry.highest_pitch}")
         return
     if requests is None:
         requests = [NoteRequest(str(instrument), int(pitch), int(velocity))]  # type: ignore[arg-type]
@@ -111,6 +113,8 @@ def note_command(
         warnings.simplefilter("ignore")  # already reported
         waves = generate_notes(note_model, requests, batch_size=batch_size)
     rate = note_model.sample_rate
+    if sr is not None and sr != rate:
+        waves, rate = resample(waves, rate, sr), sr  # (notes, samples): soxr resamples each row
     if note_list is None:
         path = output if output is not None else Path(notes[0].file_name)
         save_audio(path, waves[0], rate)
@@ -131,7 +135,7 @@ def train_note_command(
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, logs and the exported model/.")],
     preset: Annotated[str | None, typer.Option(help="cpu or paper (a continued run keeps its own).")] = None,
     stages: Annotated[str, typer.Option(help="Comma list of stages, in SING's order.")] = "autoencoder,sequence,finetune",
-    max_minutes_per_stage: Annotated[float | None, typer.Option(help="Stop each stage after this many minutes.")] = None,
+    max_minutes_per_stage: Annotated[float | None, typer.Option(help="Stop each stage after this many minutes of this run (with --resume, the time before it does not count).")] = None,
     max_epochs_per_stage: Annotated[int | None, typer.Option(help="Cap on each stage's epochs.")] = None,
     max_steps_per_stage: Annotated[int | None, typer.Option(help="Cap on each stage's batches.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out (finished stages are skipped).")] = False,
@@ -139,11 +143,12 @@ def train_note_command(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value (repeatable).")] = None,
     instruments: Annotated[str | None, typer.Option(help="Comma list: names, instrument_strs or ids.")] = None,
     split_mode: Annotated[str, typer.Option(help="auto, folders or pairs ((instrument, pitch) 80/10/10).")] = "auto",
-    checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 10.0,
+    checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints (also saved at the end, and when Ctrl-C or SIGTERM stops the run).")] = 5.0,  # == training.DEFAULT_CHECKPOINT_MINUTES
     evaluate_notes: Annotated[int, typer.Option(help="Test notes to evaluate for the model card (0: none).")] = 64,
     workers: Annotated[int, typer.Option("--workers", "-j", help="DataLoader worker processes.")] = 0,
     devices: Annotated[int, typer.Option(help="Devices (Lightning).")] = 1,
     strategy: Annotated[str, typer.Option(help="Lightning strategy, e.g. ddp.")] = "auto",
+    num_nodes: Annotated[int, typer.Option("--num-nodes", help="Machines (torchrun or SLURM starts the processes).")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     init_from: Annotated[str | None, typer.Option(
         "--init-from", help="Start a new run from a note model's weights (a model folder or shipped name).")] = None,
@@ -159,8 +164,12 @@ def train_note_command(
         checkpoint_minutes=checkpoint_minutes, instruments=_split_names(instruments),
         split_mode=split_mode, evaluate_notes=evaluate_notes, num_workers=workers, devices=devices,
         strategy=strategy, progress=not quiet, command=current_command(), init_from=init_from,
+        num_nodes=num_nodes,
     )
-    print(report.format())
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # the other processes of a multi-device run say nothing
+        print(report.format())
 
 
 def evaluate_note_command(
@@ -193,8 +202,8 @@ def register(
     evaluate: typer.Typer | None = None,
 ) -> None:
     """Attach `note` to the root app, and `note` to the `train` and `evaluate` groups."""
-    app.command("note")(reports_errors(note_command))
+    app.command("note", short_help="Generate notes with SING, or list its instruments.")(reports_errors(note_command))
     if train is not None:
-        train.command("note")(reports_errors(train_note_command))
+        train.command("note", short_help="Train SING in its three stages, export a model folder.")(reports_errors(train_note_command))
     if evaluate is not None:
-        evaluate.command("note")(reports_errors(evaluate_note_command))
+        evaluate.command("note", short_help="Spectral loss, waveform L1, pitch accuracy on held-out notes.")(reports_errors(evaluate_note_command))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,9 +255,18 @@ class InstrumentEntry:
         return self.train_pitches[-1]
 
     @property
+    def display_name(self) -> str:
+        """The name a musician knows: ``gm006`` (a GM program outside the 16-name
+        vocabulary) reads as its General MIDI name, ``harpsichord``; others are `name`."""
+        match = _GM_ID.fullmatch(self.name)
+        if match is None or int(match.group(1)) != self.dataset_id:
+            return self.name
+        return InstrumentVocabulary.default().program_mapping(self.dataset_id).gm_name.lower()
+
+    @property
     def file_stem(self) -> str:
-        """The name as used in NSynth-style file names: spaces become underscores."""
-        return self.name.replace(" ", "_")
+        """The display name as used in NSynth-style file names: spaces become underscores."""
+        return self.display_name.replace(" ", "_")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "model_id": self.model_id, "dataset_id": self.dataset_id,
@@ -285,7 +295,7 @@ class InstrumentTable:
         for entry in self.entries:
             if not entry.train_pitches:
                 raise ConfigError(f"instrument table: {entry.name!r} has no trained pitches")
-            for key in (entry.name, entry.instrument_str):
+            for key in (entry.name, entry.display_name, entry.instrument_str):
                 self._by_key[normalise_name(key)] = entry
 
     @classmethod
@@ -323,7 +333,8 @@ class InstrumentTable:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(e.name for e in self.entries)
+        """The instruments' display names (``harpsichord``, not ``gm006``), in model order."""
+        return tuple(e.display_name for e in self.entries)
 
     def lookup(self, name: str) -> InstrumentEntry:
         """The entry called `name` (table name, instrument_str, vocabulary alias, or, for an
@@ -387,6 +398,10 @@ def _instrument_name(dataset_id: int, instrument_str: str, source: DataSource) -
     if source.kind != "orchestrion" or not 0 <= dataset_id <= 127:
         return instrument_str
     return _program_name(dataset_id)
+
+
+_GM_ID = re.compile(r"gm(\d{3})")
+"""The stored name of a GM program outside the vocabulary (``gm006``)."""
 
 
 def _program_name(program: int) -> str:

@@ -178,7 +178,7 @@ class NoteModel:
         known_pitches = self.table.all_train_pitches()
         for note in notes:
             if not note.entry.lowest_pitch <= note.pitch <= note.entry.highest_pitch:
-                outside.setdefault(note.entry.name, set()).add(note.pitch)
+                outside.setdefault(note.entry.display_name, set()).add(note.pitch)
             elif note.pitch not in known_pitches:
                 untrained_pitches.add(note.pitch)
         for name, pitches in outside.items():
@@ -199,13 +199,53 @@ class NoteModel:
                 f"pitch {', '.join(map(str, sorted(untrained_pitches)))} was never in the training "
                 f"data of any instrument ({why})",
                 NoteRangeWarning, stacklevel=3)
-        velocities = set(self.table.train_velocities)
-        unseen = sorted({n.velocity for n in notes} - velocities) if velocities else []
-        if unseen:
+        trained = self.table.train_velocities
+        softest, loudest = (min(trained), max(trained)) if trained else (1, 127)
+        beyond = sorted({n.velocity for n in notes if not softest <= n.velocity <= loudest})
+        if beyond:
             warnings.warn(
-                f"velocity {', '.join(map(str, unseen))} was never in the training data (trained: "
-                f"{', '.join(map(str, sorted(velocities)))}); its embedding is untrained",
+                f"velocity {', '.join(map(str, beyond))} lies outside the trained velocities "
+                f"{softest}-{loudest}; it plays as the nearest of them",
                 NoteRangeWarning, stacklevel=3)
+
+
+def velocity_blend(velocity: torch.Tensor, trained: Sequence[int]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(softer, louder, fraction): the trained velocities around each of `velocity` (B,)
+    and how far it lies from the softer one (0 .. 1); clamped outside the trained range.
+
+    A trained velocity is its own softer and louder neighbour, with fraction 0.
+    """
+    points = torch.tensor(sorted(set(trained)), dtype=torch.float64, device=velocity.device)
+    value = velocity.to(torch.float64).clamp(float(points[0]), float(points[-1]))
+    upper = torch.searchsorted(points, value).clamp(max=len(points) - 1)
+    lower = torch.where(points[upper] == value, upper, (upper - 1).clamp(min=0))
+    span = (points[upper] - points[lower]).clamp(min=1.0)
+    fraction = (value - points[lower]) / span
+    return points[lower].long(), points[upper].long(), fraction
+
+
+def generate_latent(model: NoteModel, instrument: torch.Tensor, pitch: torch.Tensor,
+                    velocity: torch.Tensor) -> torch.Tensor:
+    """The LSTM's latent sequence (B, D, n_steps) for any MIDI velocity.
+
+    SING learns one embedding per velocity it trained on (NSynth's 25, 50, 75, 100, 127);
+    the others are untrained. A velocity between two trained ones gets the linear blend of
+    their latent sequences, which rises in level with velocity (blending the embeddings
+    themselves did not: velocity 60 came out 7 dB louder than 75); one outside the trained
+    range plays as the nearest. Trained velocities give exactly the trained model's latent.
+    """
+    trained = model.table.train_velocities
+    if not trained:
+        return model.sing.generate_latent(instrument, pitch, velocity)
+    softer, louder, fraction = velocity_blend(velocity, trained)
+    latent = model.sing.generate_latent(instrument, pitch, softer)
+    between = fraction > 0
+    if bool(between.any()):
+        louder_latent = model.sing.generate_latent(instrument[between], pitch[between], louder[between])
+        weight = fraction[between].to(latent.dtype).view(-1, 1, 1)
+        latent[between] = (1 - weight) * latent[between] + weight * louder_latent
+    return latent
 
 
 def _whole(value: Any, name: str) -> int:
@@ -252,7 +292,8 @@ def generate_notes(
         instrument = torch.tensor([n.entry.model_id for n in chunk], device=device)
         pitch = torch.tensor([n.pitch for n in chunk], device=device)
         velocity = torch.tensor([n.velocity for n in chunk], device=device)
-        waves = model.sing(instrument, pitch, velocity)
+        latent = generate_latent(model, instrument, pitch, velocity)
+        waves = model.sing.crop_output(model.sing.decoder(latent, pitch))
         output[start : start + len(chunk)] = waves.float().cpu().numpy()
     return output
 

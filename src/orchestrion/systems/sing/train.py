@@ -31,23 +31,19 @@ they differ.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
-import logging
 import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from torch.utils.data import DataLoader, Subset
@@ -76,7 +72,7 @@ from orchestrion.systems.sing.data import (
 from orchestrion.systems.sing.model import GENERATION_UNUSED, STAGES, Sing
 from orchestrion.systems.sing.module import SingModule
 from orchestrion.systems.sing.presets import SingConfig, get_preset
-from orchestrion.timed_checkpoint import TimedCheckpoint
+from orchestrion.training import DEFAULT_CHECKPOINT_MINUTES, build_trainer, interruption_reported, quiet_lightning
 
 SYSTEM = "note"
 RUN_FILE = "run.json"
@@ -346,25 +342,6 @@ class StageClock(Callback):
         self.previous_s = float(state_dict.get("elapsed_s", 0.0))
 
 
-@contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's advice that does not apply on 2 CPU cores, and its info lines."""
-    logger = logging.getLogger("lightning.pytorch")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        for pattern in (".*does not have many workers.*", ".*GPU available but not used.*",
-                        ".*smaller than the logging interval.*",
-                        ".*Checkpoint directory .* exists and is not empty.*",
-                        ".*resuming from a checkpoint that ended before the epoch ended.*",
-                        ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*"):
-            warnings.filterwarnings("ignore", pattern)
-        try:
-            yield
-        finally:
-            logger.setLevel(level)
-
-
 def _stage_dir(out_dir: Path, stage: str) -> Path:
     return out_dir / STAGES_DIR / stage
 
@@ -434,7 +411,7 @@ def train_note(
     max_steps_per_stage: int | None = None,
     seed: int = 0,
     resume: bool = False,
-    checkpoint_minutes: float = 10.0,
+    checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
     instruments: Sequence[str | int] | None = None,
     split_mode: str = "auto",
     validate_notes: int = 128,
@@ -446,6 +423,7 @@ def train_note(
     progress: bool = True,
     command: str = "",
     init_from: str | Path | None = None,
+    num_nodes: int = 1,
 ) -> NoteTrainReport:
     """Train SING's stages in order, checkpointing as they go, and export the model.
 
@@ -458,7 +436,8 @@ def train_note(
         ``n_instruments`` defaults to the number of instruments in the training split.
     stages : the stages to train, a subset of ("autoencoder", "sequence", "finetune").
     max_minutes_per_stage, max_epochs_per_stage, max_steps_per_stage : extra limits per
-        stage (wall minutes, epochs, batches) besides the config's epochs.
+        stage (minutes of this call: time before a resume does not count; epochs; batches)
+        besides the config's epochs.
     seed : seeds every stage (stage k uses seed + k).
     resume : continue: finished stages are skipped, an unfinished one continues from its
         last Lightning checkpoint. Without it, a stage that has results here is an error.
@@ -470,7 +449,8 @@ def train_note(
     validate_every : validate every this many training batches (and after each stage).
     evaluate_notes : test notes evaluated after training (spectral loss, waveform L1, pyin
         pitch accuracy) for the model card; 0 skips it.
-    num_workers, devices, strategy : DataLoader workers and Lightning's devices / strategy.
+    num_workers, devices, strategy, num_nodes : DataLoader workers and Lightning's devices
+        (processes per machine), strategy and machines (docs/training.md, "Many machines").
     progress : Lightning's rich progress bar and stage headers on stderr.
     command : the command line, recorded in the model card.
     init_from : a note model (folder or shipped name) whose weights the first stage of a new
@@ -524,7 +504,7 @@ def train_note(
                       f"{len(plan.table)} instruments: {', '.join(plan.table.names)}", highlight=False)
     started = time.monotonic()
     reports: list[StageReport] = []
-    with _quiet_lightning():
+    with quiet_lightning(info=False):
         for index, stage in enumerate(STAGES):
             if stage not in stages:
                 continue
@@ -537,7 +517,7 @@ def train_note(
                 stage, plan, train_set, valid_set, out_dir, seed + index,
                 max_minutes_per_stage, max_epochs_per_stage, max_steps_per_stage,
                 checkpoint_minutes, validate_notes, validate_every, num_workers, devices,
-                strategy, progress, command, initial,
+                strategy, progress, command, initial, num_nodes=num_nodes,
             ))
 
     export_dir = out_dir / EXPORT_DIR
@@ -619,6 +599,7 @@ def _train_stage(
     progress: bool,
     command: str = "",
     initial: InitialWeights | None = None,
+    num_nodes: int = 1,
 ) -> StageReport:
     """Fit one stage (resuming its last checkpoint if there is one) and write its final weights.
 
@@ -646,32 +627,23 @@ def _train_stage(
                               num_workers=num_workers, persistent_workers=num_workers > 0)
     valid_loader = _valid_loader(valid_set, train_set, validate_notes, config.batch_size)
     clock = StageClock()
-    callbacks: list[Callback] = [
-        TimedCheckpoint(_last_ckpt(out_dir, stage), checkpoint_minutes),
-        clock,
-    ]
-    if progress:
-        callbacks.append(RichProgressBar())
     steps_per_batch = module.optimizer_steps_per_batch
     batches = max(1, len(train_loader))
-    trainer = L.Trainer(
-        accelerator="auto", devices=devices, strategy=strategy,
-        max_epochs=epochs,
-        max_steps=-1 if max_steps is None else max_steps * steps_per_batch,
-        max_time=None if max_minutes is None else timedelta(minutes=max_minutes),
-        callbacks=callbacks, default_root_dir=stage_dir,
-        logger=CSVLogger(stage_dir, name="logs"),
-        val_check_interval=validate_every, check_val_every_n_epoch=None,
-        num_sanity_val_steps=0, enable_progress_bar=progress, enable_model_summary=False,
+    last = _last_ckpt(out_dir, stage)
+    trainer = build_trainer(
+        root_dir=stage_dir, checkpoint=last, steps_per_batch=steps_per_batch, max_steps=max_steps,
+        max_epochs=epochs, max_minutes=max_minutes, devices=devices, strategy=strategy, num_nodes=num_nodes,
+        progress=progress, checkpoint_minutes=checkpoint_minutes, callbacks=[clock],
+        val_check_interval=validate_every, enable_model_summary=False,
         log_every_n_steps=max(1, min(25, batches)),
     )
-    last = _last_ckpt(out_dir, stage)
     initial_val_loss = float("nan")
     if not last.is_file():  # a fresh stage: measure where it starts
         initial_val_loss = _metric(trainer.validate(module, valid_loader, verbose=False)[0], "val/loss")
     if epochs > 0 and (max_steps is None or max_steps > 0):
-        trainer.fit(module, train_loader, valid_loader,
-                    ckpt_path=str(last) if last.is_file() else None, weights_only=True)
+        with interruption_reported(last):
+            trainer.fit(module, train_loader, valid_loader,
+                        ckpt_path=str(last) if last.is_file() else None, weights_only=True)
     train_loss = _metric(trainer.callback_metrics, "train/loss")
     if math.isnan(train_loss):  # resumed at its end: no batch ran in this call
         train_loss = _last_logged(stage_dir, "train/loss")
@@ -722,7 +694,7 @@ def export_note_model(
         f"{_number(r.initial_val_loss)} | {r.val_loss:.4f} | {_number(r.val_waveform_l1)} |"
         for r in stage_reports
     ]
-    instrument_rows = [f"| {e.name} | {e.instrument_str} | {e.lowest_pitch}-{e.highest_pitch} | "
+    instrument_rows = [f"| {e.display_name} | {e.instrument_str} | {e.lowest_pitch}-{e.highest_pitch} | "
                        f"{len(e.train_pitches)} |" for e in plan.table]
     overrides = ", ".join(f"{k}={v}" for k, v in sorted(plan.overrides.items())) or "none"
     data_line = (f"- data: `{plan.source.root}` ({plan.source.kind}, split by "

@@ -28,5 +28,9 @@ stage() {
     rm -rf "${OUT:?}/$name"
     say "$name: starting"
     "$@"
+    if [ ! -f "$OUT/$name/model/config.json" ]; then
+        say "$name: the run wrote no model folder; stopping"
+        exit 1
+    fi
     say "$name: finished ($OUT/$name/model)"
 }

@@ -92,7 +92,7 @@ def test_rebuild_script_uses_only_existing_commands_and_options(name):
         assert not unknown, f"orchestrion {command} {subcommand} has no {sorted(unknown)}"
 
 
-def test_rebuild_script_ends_on_the_model_folder_of_its_last_run():
+def test_render_rebuild_is_one_chain_ending_on_its_last_run():
     """render-cpu's chain: every run after the first starts from the run before it."""
     calls = [rest for command, _, rest in invocations(REBUILD / "render-cpu.sh") if command == "train"]
     outs = [re.search(r'--out "\$OUT/([\w-]+)"', rest).group(1) for rest in calls]

@@ -9,7 +9,7 @@ from orchestrion.checkpoints import Checkpoint
 CARD = """# render model (orGAN)
 
 - parameters: 10
-- trained (session 12): 104 minutes on two cores
+- trained (2026-12-01e): 104 minutes on two cores
 - trained slots: violin, viola
 - training command (its other settings are the start's): `orchestrion train render --seed 17`
 - started from: `render-cpu`
@@ -27,7 +27,7 @@ CARD = """# render model (orGAN)
 def test_history_reads_only_the_cards_header():
     checkpoint = Checkpoint(Path("m"), "render", {}, {}, CARD)
     assert checkpoint.history() == [
-        "trained (session 12): 104 minutes on two cores",
+        "trained (2026-12-01e): 104 minutes on two cores",
         "training command (its other settings are the start's): `orchestrion train render --seed 17`",
         "started from: `render-cpu`",
     ]

@@ -131,3 +131,46 @@ def test_the_shipped_judge_names_a_flute_phrase_flute(shipped, renderer_16k):
     flute = InstrumentVocabulary.default().by_name("flute").index
     assert named[:, flute].all()
     assert named.sum(axis=1).mean() <= 1.5  # flute, and seldom anything beside it
+
+
+@pytest.mark.slow
+def test_judge_data_and_training_write_a_loadable_judge_with_its_ceiling(tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from orchestrion.cli import app
+    from orchestrion.metrics.judge_data import JudgeDataConfig, build_judge_data
+
+    data = tmp_path / "judge-data"
+    manifest = build_judge_data(data, JudgeDataConfig(limit=1, train_slots_per_part=2), progress=False)
+    assert manifest["pieces"]["train"] == 1
+    piece = next((data / "train").glob("*.npz"))
+    with np.load(piece) as arrays:
+        stems, slots, parts = arrays["stems"], arrays["slots"], arrays["parts"]
+        assert stems.dtype == np.int16 and len(stems) == len(slots) == len(parts)
+        for part in np.unique(parts):  # each part is played by distinct slots
+            assert len(set(slots[parts == part].tolist())) == int((parts == part).sum())
+        assert set(arrays["note_stems"].tolist()) == set(range(len(slots)))
+    for split in ("valid", "test"):  # a one-piece build has no held-out piece: borrow it
+        (data / split).mkdir()
+        shutil.copy(piece, data / split / piece.name)
+    out = tmp_path / "judge"
+    result = CliRunner().invoke(app, ["train", "judge", "--preset", "tiny", "--data", str(data),
+                                      "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "ceiling valid: macro accuracy" in result.output
+    judge = load_judge(out)
+    assert set(judge.ceiling) == {"valid", "test"} and judge.config.threshold == 0.5
+    assert judge_chunks(np.zeros(32000, np.float32), 16000, judge).shape == (1, 16)
+
+
+def test_training_refuses_an_unknown_preset_and_a_folder_without_pieces(tmp_path):
+    from orchestrion.errors import ConfigError, DatasetError
+    from orchestrion.metrics.judge_train import train_judge
+
+    with pytest.raises(ConfigError, match="unknown judge preset"):
+        train_judge(tmp_path, tmp_path / "out", preset="huge")
+    with pytest.raises(DatasetError, match="no train pieces"):
+        train_judge(tmp_path, tmp_path / "out", preset="tiny")
+    assert not (tmp_path / "out").exists()

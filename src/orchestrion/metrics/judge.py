@@ -200,12 +200,16 @@ class JudgeScores:
     n_chunks : chunks scored.
     recall, precision : per slot name, over the chunks where the slot sounds / is named
         (NaN where it never does).
+    pooled_recall, pooled_precision : over every (chunk, slot): the share of sounding
+        instruments named, and of named instruments sounding (NaN with none).
     """
 
     macro_accuracy: float
     n_chunks: int
     recall: dict[str, float]
     precision: dict[str, float]
+    pooled_recall: float = math.nan
+    pooled_precision: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -232,11 +236,15 @@ def judge_scores(probabilities: np.ndarray, labels: np.ndarray, slots: Sequence[
     with np.errstate(invalid="ignore", divide="ignore"):
         recall = hits / truth.sum(axis=0)
         precision = hits / predicted.sum(axis=0)
+        pooled_recall = hits.sum() / truth.sum()
+        pooled_precision = hits.sum() / predicted.sum()
     return JudgeScores(
         macro_accuracy=float((predicted == truth).all(axis=1).mean()),
         n_chunks=int(len(truth)),
         recall={name: float(recall[i]) for i, name in enumerate(slots)},
         precision={name: float(precision[i]) for i, name in enumerate(slots)},
+        pooled_recall=float(pooled_recall),
+        pooled_precision=float(pooled_precision),
     )
 
 

@@ -99,11 +99,16 @@ class BaselineTable:
             f"model and baselines on the same {self.n_pieces} pieces and {n_chunks} chunks of "
             f"{self.judge.config.chunk_s:g} s (audio vs the AuMix; judge: chunks whose instruments "
             f"it names in full, threshold {self.judge.config.threshold})",
-            f"{'row'.ljust(width)}  {'MS-SSIM':>8}  {'MR-STFT':>8}  {'LSD dB':>8}  {'judge macroACC':>14}",
+            f"{'row'.ljust(width)}  {'MS-SSIM':>8}  {'MR-STFT':>8}  {'LSD dB':>8}  {'judge macroACC':>14}"
+            f"  {'recall':>6}  {'precision':>9}",
         ]
         for name, row in self.rows.items():
+            scores = self.scores(name)
             lines.append(f"{name.ljust(width)}  {row.mean('ms_ssim'):8.4f}  {row.mean('mr_stft'):8.4f}  "
-                         f"{row.mean('lsd'):8.2f}  {self.scores(name).macro_accuracy:14.3f}")
+                         f"{row.mean('lsd'):8.2f}  {scores.macro_accuracy:14.3f}  "
+                         f"{scores.pooled_recall:6.3f}  {scores.pooled_precision:9.3f}")
+        lines.append("(recall: the share of sounding instruments the judge names; precision: the share "
+                     "of named instruments that sound)")
         lines.append(ceiling_line(self.judge))
         return "\n".join(lines)
 

@@ -21,7 +21,6 @@ are listed as n/a.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +28,7 @@ import torch
 
 from orchestrion.audio.io import detune
 from orchestrion.data.nsynth import fit_length
-from orchestrion.metrics.judge import InstrumentJudge, judge_chunks, judge_scores, load_judge
+from orchestrion.metrics.judge import InstrumentJudge, JudgeScores, judge_chunks, judge_scores, load_judge
 
 MODEL_ROW = "this model"
 SILENCE_ROW = "silence"
@@ -115,20 +114,22 @@ class NoteBaselines:
             truth[:, slot] = 1.0
             self.labels.append(truth)
 
-    def judge_accuracy(self, name: str) -> float:
+    def judge_figures(self, name: str) -> JudgeScores | None:
+        """The judge's figures for one row (None when no note's instrument is among its slots)."""
         if not self.labels:
-            return math.nan
+            return None
         config = self.judge.config
         return judge_scores(np.concatenate(self.probabilities[name]), np.concatenate(self.labels),
-                            config.slots, config.threshold).macro_accuracy
+                            config.slots, config.threshold)
 
     def to_dict(self) -> dict[str, dict[str, float | None]]:
         """Per row: mean spectral distance and judge macro accuracy (None where n/a)."""
         rows = {}
         for name, values in self.spectral.items():
-            accuracy = self.judge_accuracy(name)
+            figures = self.judge_figures(name)
             rows[name] = {"spectral": float(np.mean(values)),
-                          "judge_macro_accuracy": None if math.isnan(accuracy) else accuracy}
+                          "judge_macro_accuracy": None if figures is None else figures.macro_accuracy,
+                          "judge_recall": None if figures is None else figures.pooled_recall}
         return rows
 
     def format(self) -> str:
@@ -139,12 +140,15 @@ class NoteBaselines:
             f"model and baselines on the same {n_notes} notes: spectral distance (lower is better) "
             f"and the judge's macro accuracy on the {n_known} notes of instruments it knows "
             f"(2 chunks of {self.judge.config.chunk_s:g} s per note, threshold {self.judge.config.threshold})",
-            f"{'row'.ljust(width)}  {'spectral':>9}  {'judge macroACC':>14}",
+            f"{'row'.ljust(width)}  {'spectral':>9}  {'judge macroACC':>14}  {'recall':>6}",
         ]
         for name, values in self.spectral.items():
-            accuracy = self.judge_accuracy(name)
-            cell = "n/a" if math.isnan(accuracy) else f"{accuracy:.3f}"
-            lines.append(f"{name.ljust(width)}  {float(np.mean(values)):9.4f}  {cell:>14}")
+            figures = self.judge_figures(name)
+            accuracy = "n/a" if figures is None else f"{figures.macro_accuracy:.3f}"
+            recall = "n/a" if figures is None else f"{figures.pooled_recall:.3f}"
+            lines.append(f"{name.ljust(width)}  {float(np.mean(values)):9.4f}  {accuracy:>14}  {recall:>6}")
+        lines.append("(macroACC: chunks in which the judge names the note's instrument and nothing else; "
+                     "recall: chunks in which it names the instrument)")
         if self.unknown:
             lines.append("judge: n/a for " + ", ".join(sorted(self.unknown)) + " (not among its slots)")
         if self.by_construction:

@@ -158,6 +158,10 @@ from orchestrion.systems.sing.commands import register as _register_note  # noqa
 
 _register_note(app, reports_errors, train=train_app, evaluate=evaluate_app)
 
+from orchestrion.metrics.judge_commands import register as _register_judge  # noqa: E402
+
+_register_judge(reports_errors, train=train_app)
+
 
 def main() -> None:  # pragma: no cover - console entry point
     app()

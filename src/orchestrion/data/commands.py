@@ -130,6 +130,27 @@ def register(app: typer.Typer, reports_errors) -> None:
                             progress=not quiet)
         print(_summary(report))
 
+    @data_app.command("judge")
+    @reports_errors
+    def judge(
+        out: Annotated[Path, typer.Argument(help="Output folder (<split>/<piece>.npz).")],
+        scores: Annotated[str, typer.Option(help="music21:bach or a folder of MIDI files.")] = "music21:bach",
+        limit: Annotated[int | None, typer.Option(help="At most this many pieces.")] = None,
+        seed: Annotated[int, typer.Option(help="Seed for the slots and the split (as data urmp).")] = 0,
+        train_slots: Annotated[int, typer.Option(help="Slots playing each part of a train piece.")] = 5,
+        held_out_slots: Annotated[int, typer.Option(help="Slots playing each part of a valid/test piece.")] = 4,
+        soundfont: SoundFont = None, quiet: Quiet = False,
+    ) -> None:
+        """The instrument judge's material: every part rendered alone by several of the 16 slots, 16 kHz."""
+        from orchestrion.metrics.judge_data import JudgeDataConfig, build_judge_data
+
+        config = JudgeDataConfig(scores=scores, limit=limit, seed=seed, train_slots_per_part=train_slots,
+                                 held_out_slots_per_part=held_out_slots,
+                                 soundfont=None if soundfont is None else str(soundfont))
+        manifest = build_judge_data(out, config, progress=not quiet)
+        pieces = ", ".join(f"{k} {v}" for k, v in manifest["pieces"].items())
+        print(f"{out}: {pieces} pieces, {manifest['skipped']} skipped")
+
     app.add_typer(data_app, name="data")
 
 

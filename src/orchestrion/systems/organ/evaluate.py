@@ -76,6 +76,7 @@ from orchestrion.systems.organ.infer import (
     RenderModel,
     render_score,
 )
+from orchestrion.systems.organ.baselines import BaselineTable, add_piece_baselines, new_table
 from orchestrion.systems.organ.losses import OrganLoss
 from orchestrion.systems.organ.model import DISCRIMINATOR_STATE
 
@@ -144,6 +145,7 @@ class RenderEvaluation:
     lobes_png: Path | None = None
     budget_png: Path | None = None
     generated_classifier: ClassifierScores | None = None
+    baselines: BaselineTable | None = None
 
     def audio_mean(self) -> dict[str, float]:
         """Mean MS-SSIM, MR-STFT and LSD (dB) over the pieces."""
@@ -166,6 +168,8 @@ class RenderEvaluation:
             f"data {self.data_dir}, split {self.split!r}"
             + (f" ({self.note})" if self.note else ""),
         ]
+        if self.baselines is not None:
+            lines += ["", self.baselines.format()]
         lines += [
             "",
             f"Table 6.3 on {self.n_chunks} chunks of the {self.split!r} pieces (MS-SSIM, SWD "
@@ -375,6 +379,8 @@ def evaluate_render(
     per_track: bool = True,
     noise_subtraction: bool = False,
     budget: bool = False,
+    baselines: bool = True,
+    judge=None,
     progress: bool = False,
 ) -> RenderEvaluation:
     """Evaluate a render model on the held-out pieces of a URMP-format folder (see module notes).
@@ -402,6 +408,11 @@ def evaluate_render(
         Subtract the generator's empty-roll magnitude, as `render --noise-subtraction`.
     budget : bool
         Also compute each piece's error budget (:mod:`orchestrion.metrics.budget`).
+    baselines : bool
+        Also render the baselines and score every row with the instrument judge
+        (:mod:`~orchestrion.systems.organ.baselines`): the report's headline table.
+    judge : InstrumentJudge, judge folder or None
+        The judge for that table (default: the shipped ``judge-cpu``).
     progress : bool
         Progress bars on stderr.
 
@@ -423,6 +434,9 @@ def evaluate_render(
     dataset = URMPDataset(data_dir, split=split)
     pieces: list[PieceScore] = []
     png = None
+    table = new_table(judge) if baselines else None
+    options = {"seed": seed, "n_iter": n_iter, "phase_init": phase_init, "per_track": per_track,
+               "noise_subtraction": noise_subtraction}
     for record in records:
         if record.score_path is None:
             continue
@@ -435,6 +449,9 @@ def evaluate_render(
         audio = as_saved_wav(result.audio, result.sample_rate)  # what `render` writes
         pair = protocol_pair(reference, audio, reference_rate, result.sample_rate)
         comparison = compare_pair(pair)
+        if table is not None:
+            add_piece_baselines(table, model, dataset.load_score(record), reference, reference_rate,
+                                audio, result.sample_rate, options)
         piece_budget = None
         if budget:
             onsets = [
@@ -476,6 +493,7 @@ def evaluate_render(
         lobes_png,
         budget_png,
         generated_scores,
+        table,
     )
 
 

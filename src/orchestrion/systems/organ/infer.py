@@ -270,6 +270,8 @@ class RenderModel(nn.Module):
         self.source = source
         self.target = TargetSpectrogram(self.config)
         self.deterministic = False
+        self.bank_only = False
+        """Render with the note bank alone (no generator): the evaluation's bank baseline."""
         self._noise_cache: dict[tuple[int, bool, int], Tensor] = {}
         self.set_deterministic(deterministic)
 
@@ -345,7 +347,11 @@ class RenderModel(nn.Module):
 
     def forward(self, roll: Tensor, onsets: Tensor | None = None, ages: Tensor | None = None) -> Tensor:
         """Log-power spectrogram of a roll; onsets and note ages matter only to a model that
-        uses them (see :meth:`OrganNetwork.forward`)."""
+        uses them (see :meth:`OrganNetwork.forward`); with `bank_only` set, the note bank alone."""
+        if self.bank_only:
+            from orchestrion.systems.organ.bank_render import bank_only_log_power
+
+            return bank_only_log_power(self.network, roll, onsets, ages)
         return self.network(roll, onsets, ages)
 
     @torch.inference_mode()

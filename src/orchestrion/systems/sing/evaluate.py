@@ -39,6 +39,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from orchestrion.errors import ConfigError, DatasetError
 from orchestrion.nn.spectral_losses import LogSpectralLoss
 from orchestrion.systems.sing.data import SingNotes, describe_data, list_notes, spread_subset
+from orchestrion.systems.sing.baselines import NoteBaselines, new_note_baselines
 from orchestrion.systems.sing.infer import NoteModel
 
 PITCH_TOLERANCE_CENTS = 50.0
@@ -104,6 +105,7 @@ class NoteEvaluation:
     unseen_for_instrument: GroupFigures
     unseen_for_all: GroupFigures
     skipped_notes: int = 0
+    baselines: NoteBaselines | None = None
 
     def groups(self) -> dict[str, GroupFigures]:
         return {"all notes": self.overall,
@@ -132,6 +134,8 @@ class NoteEvaluation:
         lines = [title, header, *rows]
         if self.skipped_notes:
             lines.append(f"({self.skipped_notes} notes of instruments the model does not know were skipped)")
+        if self.baselines is not None:
+            lines += ["", self.baselines.format()]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,7 +143,8 @@ class NoteEvaluation:
                 "tolerance_cents": self.tolerance_cents, "skipped_notes": self.skipped_notes,
                 **{key: _finite_or_none(asdict(group)) for key, group in (
                     ("overall", self.overall), ("unseen_for_instrument", self.unseen_for_instrument),
-                    ("unseen_for_all", self.unseen_for_all))}}
+                    ("unseen_for_all", self.unseen_for_all))},
+                **({"baselines": self.baselines.to_dict()} if self.baselines is not None else {})}
 
 
 def _finite_or_none(values: dict[str, Any]) -> dict[str, Any]:
@@ -210,6 +215,8 @@ def evaluate_note(
     split_mode: str | None = None,
     reference: bool = True,
     progress: bool = False,
+    baselines: bool = True,
+    judge=None,
 ) -> NoteEvaluation:
     """Evaluate `model` on the notes of `split` whose instrument it knows.
 
@@ -226,6 +233,9 @@ def evaluate_note(
     reference : also measure pyin's accuracy on the recorded notes (doubles the pyin time,
         ~0.3 s per note on 2 cores).
     progress : show a progress bar on stderr.
+    baselines : also score silence, a sawtooth and FluidR3's neighbouring key on the same
+        notes, with the instrument judge (:mod:`~orchestrion.systems.sing.baselines`).
+    judge : the judge for those rows (default: the shipped ``judge-cpu``).
     """
     if not isinstance(model, NoteModel):
         model = NoteModel.from_pretrained(model)
@@ -249,6 +259,8 @@ def evaluate_note(
     spectral, l1, hits, reference_hits, unvoiced, level_db = [], [], [], [], [], []
     seen_for_instrument, seen_anywhere = [], []
     all_pitches = model.table.all_train_pitches()
+    table = new_note_baselines(sample_rate, judge, by_construction=sing.config.harmonic_partials > 0) \
+        if baselines else None
     with _progress(progress) as bar:
         task = bar.add_task("evaluating", total=len(subset)) if bar is not None else None
         for start in range(0, len(subset), batch_size):
@@ -258,6 +270,9 @@ def evaluate_note(
             generated = sing(*ids).float()
             spectral.append(loss(generated, recorded).mean(dim=(-2, -1)).numpy())
             l1.append((generated - recorded).abs().mean(dim=-1).numpy())
+            if table is not None:
+                table.add_batch([notes.records[i] for i in subset[start : start + batch_size]],
+                                recorded, generated, loss)
             for row, item in enumerate(items):
                 pitch = int(item["pitch"])
                 entry = model.table.entries[int(item["instrument"])]
@@ -289,6 +304,7 @@ def evaluate_note(
         unseen_for_instrument=group(~seen_i),
         unseen_for_all=group(~seen_a),
         skipped_notes=notes.n_unknown,
+        baselines=table,
     )
 
 

@@ -101,6 +101,9 @@ STOPPED_RUN = textwrap.dedent("""
     from test_training_runs import TwoOptimisers, loader
     from orchestrion.training import TrainingInterrupted, build_trainer, interruption_reported, quiet_lightning
 
+    # as at a terminal: a background job (nohup ... &) starts with Ctrl-C ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     class SignalAt(Callback):
         def on_train_batch_end(self, trainer, *args):
             if trainer.global_step == 6:
@@ -129,7 +132,7 @@ def test_a_run_stopped_by_a_signal_saves_a_checkpoint_to_resume(tmp_path, signal
     assert proc.returncode == 3, proc.stdout + proc.stderr
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert "continue with --resume" in proc.stdout and str(last) in proc.stdout
-    saved = torch.load(last, map_location="cpu", weights_only=False)  # our own test's file
+    saved = torch.load(last, map_location="cpu", weights_only=True)
     assert saved["global_step"] >= 6
     resumed = fit(tmp_path, resume=True, max_steps=saved["global_step"] // 2 + 2)
     assert resumed.global_step == saved["global_step"] + 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 import subprocess
 import sys
@@ -38,7 +39,9 @@ from orchestrion.metrics import (
 )
 from orchestrion.metrics.swd import expand_pyramid_level
 
-REFERENCE_SCRIPT = Path("/work/shared/tools/compare_audio.py")
+REFERENCE_SCRIPT = Path(os.environ.get(
+    "ORCHESTRION_REFERENCE_SCRIPT", Path(__file__).resolve().parents[2] / "shared" / "tools" / "compare_audio.py"))
+"""The audio protocol's reference script: in the project's shared folder beside the repository."""
 SR = 16000
 
 

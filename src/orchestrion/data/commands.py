@@ -130,7 +130,7 @@ def register(app: typer.Typer, reports_errors) -> None:
                             progress=not quiet)
         print(_summary(report))
 
-    @data_app.command("judge")
+    @data_app.command("judge", short_help="Parts rendered alone by several instruments, for the judge.")
     @reports_errors
     def judge(
         out: Annotated[Path, typer.Argument(help="Output folder (<split>/<piece>.npz).")],

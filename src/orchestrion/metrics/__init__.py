@@ -13,55 +13,15 @@
   Table 6.3 row.
 """
 
-from orchestrion.metrics.audio import (
-    AudioComparison,
-    compare_audio,
-    compare_files,
-    db_image,
-    log_spectral_distance,
-    mr_stft_distance,
-    power_spectrogram,
-)
-from orchestrion.metrics.budget import ErrorBudget, error_budget
-from orchestrion.metrics.classifier import (
-    ClassifierScores,
-    binary_auc,
-    instrument_classifier_scores,
-)
-from orchestrion.metrics.spectrogram import (
-    Table63Row,
-    crop_to_scale_grid,
-    spectrogram_l1,
-    spectrogram_ms_ssim,
-    table63_row,
-)
-from orchestrion.metrics.swd import (
-    SwdResult,
-    laplacian_pyramid,
-    sliced_wasserstein,
-    sliced_wasserstein_distance,
-)
+from orchestrion.lazy import lazy_exports
 
-__all__ = [
-    "AudioComparison",
-    "ClassifierScores",
-    "ErrorBudget",
-    "SwdResult",
-    "Table63Row",
-    "binary_auc",
-    "compare_audio",
-    "compare_files",
-    "crop_to_scale_grid",
-    "db_image",
-    "error_budget",
-    "instrument_classifier_scores",
-    "laplacian_pyramid",
-    "log_spectral_distance",
-    "mr_stft_distance",
-    "power_spectrogram",
-    "sliced_wasserstein",
-    "sliced_wasserstein_distance",
-    "spectrogram_l1",
-    "spectrogram_ms_ssim",
-    "table63_row",
-]
+# Exported names by module, imported on first use: the CLI imports this package for its
+# commands and must not import torch to print its help.
+__getattr__, __all__ = lazy_exports(__name__, {
+    "audio": ("AudioComparison", "compare_audio", "compare_files", "db_image", "log_spectral_distance",
+              "mr_stft_distance", "power_spectrogram"),
+    "budget": ("ErrorBudget", "error_budget"),
+    "classifier": ("ClassifierScores", "binary_auc", "instrument_classifier_scores"),
+    "spectrogram": ("Table63Row", "crop_to_scale_grid", "spectrogram_l1", "spectrogram_ms_ssim", "table63_row"),
+    "swd": ("SwdResult", "laplacian_pyramid", "sliced_wasserstein", "sliced_wasserstein_distance"),
+})

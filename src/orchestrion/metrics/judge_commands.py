@@ -29,4 +29,5 @@ def train_judge_command(
 
 def register(reports_errors: Callable[[Callable[..., Any]], Callable[..., Any]], *, train: typer.Typer) -> None:
     """Attach `judge` to the `train` group."""
-    train.command("judge")(reports_errors(train_judge_command))
+    train.command("judge", short_help="Train the instrument judge; print its ceiling.")(
+        reports_errors(train_judge_command))

@@ -6,7 +6,7 @@ whole GAN in :mod:`.gan` and its objectives in :mod:`.losses`. The names below a
 on first use, so importing this package (or its inference) builds nothing it does not need.
 """
 
-from orchestrion.systems import lazy_exports
+from orchestrion.lazy import lazy_exports
 
 # Exported names by module, imported on first use: importing this package (as
 # `orchestrion --help` does, for the commands) must not import torch, and inference never

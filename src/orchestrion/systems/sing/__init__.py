@@ -5,7 +5,7 @@ latent sequence from embeddings, and end-to-end fine-tuning with a spectral loss
 (Défossez et al., NeurIPS 2018; ELU / CQT / MFCC variants after seed 004).
 """
 
-from orchestrion.systems import lazy_exports
+from orchestrion.lazy import lazy_exports
 
 # Exported names by module, imported on first use (no torch for `orchestrion --help`).
 __getattr__, __all__ = lazy_exports(__name__, {

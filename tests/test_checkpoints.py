@@ -39,3 +39,21 @@ def test_history_of_a_card_without_sections_is_all_its_lines():
         "trained: 5 steps",
         "training command: `x`",
     ]
+
+
+def test_training_fields_are_kept_apart_in_config_json_and_merged_on_loading(tmp_path):
+    import json
+
+    import torch
+
+    from orchestrion.checkpoints import load_checkpoint, save_checkpoint
+
+    config = {"n_fft": 1024, "learning_rate": 3e-4, "betas": [0.5, 0.999]}
+    folder = save_checkpoint(tmp_path / "m", "render", config, {"w": torch.ones(2)}, "# card\n",
+                             training_fields=("learning_rate", "betas", "absent"))
+    document = json.loads((folder / "config.json").read_text())
+    assert document["config"] == {"n_fft": 1024}
+    assert document["training"] == {"learning_rate": 3e-4, "betas": [0.5, 0.999]}
+    assert load_checkpoint(folder, "render").config == config
+    plain = save_checkpoint(tmp_path / "p", "render", config, {"w": torch.ones(2)}, "# card\n")
+    assert "training" not in json.loads((plain / "config.json").read_text())

@@ -97,3 +97,28 @@ def test_shipped_render_model_renders_the_example_close_to_fluidsynth(example_mi
     reference = renderer_16k.render_score(pretty_midi.PrettyMIDI(str(example_midi)))
     scores = compare_audio(reference, result.audio, 16000, result.sample_rate)
     assert scores.ms_ssim > 0.90 and scores.mr_stft < 0.95, scores
+
+
+def test_shipped_render_config_keeps_training_apart_and_renders_from_its_model_part():
+    """config.json's "config" holds what rendering reads; the losses, schedules and the
+    discriminator's fields sit under "training", and the model part alone renders the same."""
+    import dataclasses
+    import json
+
+    import torch
+
+    from orchestrion.checkpoints import load_checkpoint
+    from orchestrion.systems.organ.infer import RenderModel
+    from orchestrion.systems.organ.presets import TRAINING_ONLY_FIELDS
+
+    document = json.loads((ASSETS_DIR / "render-cpu" / "config.json").read_text())
+    assert document["training"] and set(document["training"]) <= set(TRAINING_ONLY_FIELDS)
+    assert not set(document["config"]) & set(TRAINING_ONLY_FIELDS)
+    full = load_checkpoint("render-cpu", "render")
+    model_part = dataclasses.replace(full, config=document["config"])
+    generator = torch.Generator().manual_seed(0)
+    roll = (torch.rand(1, 16, 128, 48, generator=generator) > 0.997).float() * 0.8
+    with torch.no_grad():
+        rendered = RenderModel.from_checkpoint(full)(roll)
+        from_model_part = RenderModel.from_checkpoint(model_part)(roll)
+    assert roll.sum() > 0 and torch.equal(rendered, from_model_part)

@@ -1,6 +1,8 @@
 """Shipped-model checkpoints: a folder of safetensors weights + config.json + MODEL_CARD.md.
 
-config.json holds {"system": "render" | "note" | ..., "format": 1, "config": {...}}; the card
+config.json holds {"system": "render" | "note" | ..., "format": 1, "config": {...}} and, for a
+system whose config has training-only fields, "training": {...} beside it (loading merges the
+two: inference reads only what "config" holds); the card
 records the metrics reached, the exact training command and the data seen. Loading never
 unpickles anything, and a checkpoint of another system is refused with a clear error.
 
@@ -18,7 +20,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,11 +76,14 @@ def save_checkpoint(
     state_dict: Mapping[str, torch.Tensor],
     card: str,
     half: bool = False,
+    training_fields: Collection[str] = (),
 ) -> Path:
     """Write weights, config and card into `folder` atomically (a temp folder renamed into place).
 
     `half` stores floating-point tensors as float16 (shipped models: half the size; they
-    are cast back to the model's float32 parameters on loading).
+    are cast back to the model's float32 parameters on loading). `training_fields` names
+    the config's fields that only training reads (losses, schedules, the discriminator):
+    config.json keeps them apart under "training", and "config" holds what inference needs.
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +93,10 @@ def save_checkpoint(
         if half:
             tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"system": system})
-        document = {"system": system, "format": FORMAT_VERSION, "config": dict(config)}
+        model_part = {k: v for k, v in config.items() if k not in training_fields}
+        document: dict[str, Any] = {"system": system, "format": FORMAT_VERSION, "config": model_part}
+        if len(model_part) < len(config):
+            document["training"] = {k: v for k, v in config.items() if k in training_fields}
         (tmp / CONFIG_NAME).write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
         (tmp / CARD_NAME).write_text(card)
         tmp.chmod(0o755)  # mkdtemp makes 0700 folders; a shipped model is read by everyone
@@ -131,8 +139,8 @@ def load_checkpoint(name_or_path: str | Path, system: str) -> Checkpoint:
         raise CheckpointError(f"not a model folder: needs {CONFIG_NAME} and {WEIGHTS_NAME}", folder)
     try:
         document = json.loads(config_path.read_text())
-        found, config = document["system"], document["config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        found, config = document["system"], {**document.get("training", {}), **document["config"]}
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"unreadable {CONFIG_NAME} ({type(exc).__name__})", config_path) from None
     if found != system:
         raise CheckpointError(f"this is a `{found}` model, not a `{system}` model", folder)

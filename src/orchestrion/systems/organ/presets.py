@@ -75,6 +75,16 @@ of the weights: a model may be continued (``init_from``) under other values of t
 its weights (e.g. on single-instrument chunks only, ``regime=single``, for the per-track
 renders, or with ``dropout=0`` for a generator without its dropout noise)."""
 
+TRAINING_ONLY_FIELDS = (
+    *(name for name in TRAINING_FIELDS if name != "dropout"), *CLASSIFIER_FIELDS, *CLASSIFIER_INPUT_FIELDS,
+    "classifier_context", "classifier_max_pooling", "classifier_input", "discriminator", "discriminator_layers",
+    "discriminator_width", "instrument_classifier", "transfer_first_stage_classifier",
+)
+"""Fields that rendering never reads (the losses, the optimiser, the chunks drawn, the
+discriminator and its classifiers): a model's config.json keeps them under "training",
+apart from the model's own fields. The generator's dropout rate stays with the model
+(``render --dropout-noise`` uses it)."""
+
 
 NOTE_AGE_REACH = 6.0
 """Time constants after which a note-age feature counts as 0 (exp(-6) = 0.0025)."""

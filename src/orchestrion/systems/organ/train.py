@@ -37,6 +37,7 @@ from orchestrion.systems.organ.presets import (
     CLASSIFIER_FIELDS,
     CLASSIFIER_INPUT_FIELDS,
     TRAINING_FIELDS,
+    TRAINING_ONLY_FIELDS,
     OrganConfig,
     get_preset,
 )
@@ -370,7 +371,8 @@ def export_render_model(module: OrganModule, folder: Path, command: str, data_di
         *[f"- {name}: {value:.4f}" for name, value in sorted(metrics.items())],
         "",
     ])
-    return save_checkpoint(folder, SYSTEM, config.to_dict(), module.export_state(), card)
+    return save_checkpoint(folder, SYSTEM, config.to_dict(), module.export_state(), card,
+                           training_fields=TRAINING_ONLY_FIELDS)
 
 
 def torch_threads(count: int | None) -> None:

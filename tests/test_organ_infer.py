@@ -19,7 +19,7 @@ import torch
 from cli_checks import assert_clean_failure
 from typer.testing import CliRunner
 
-from orchestrion.checkpoints import CheckpointError, read_training_checkpoint, save_checkpoint
+from orchestrion.checkpoints import CheckpointError, load_checkpoint, read_training_checkpoint, save_checkpoint
 from orchestrion.cli import app
 from orchestrion.errors import ConfigError, EmptyScoreError, MidiReadError
 from orchestrion.symbolic import DrumTrackWarning, InstrumentVocabulary, score_to_pianoroll
@@ -334,13 +334,10 @@ def test_trained_slots_come_from_config_then_card_then_urmp():
 
 
 def test_a_checkpoint_listing_trained_slots_substitutes_the_others(checkpoint, tmp_path):
-    document = json.loads((checkpoint / "config.json").read_text())
-    document["config"]["trained_slots"] = ["violin", "flute"]
-    folder = tmp_path / "two-slots"
-    from orchestrion.checkpoints import load_checkpoint
-
     loaded = load_checkpoint(checkpoint, "render")
-    save_checkpoint(folder, "render", document["config"], loaded.state_dict, loaded.card)
+    folder = tmp_path / "two-slots"
+    save_checkpoint(folder, "render", {**loaded.config, "trained_slots": ["violin", "flute"]}, loaded.state_dict,
+                    loaded.card)
     model = RenderModel.from_pretrained(folder)
     assert model.trained_slots == (0, 4)
     with pytest.warns(RenderWarning, match="cello.*violin"):
@@ -811,7 +808,7 @@ def test_cli_train_render_continues_under_new_loss_weights_with_every_weight(tin
                                     "spectral_convergence_weight=2", "regime=single",
                                     "log_magnitude_weight=2", "dropout=0")
     assert result.exit_code == 0, result.output
-    config = json.loads((run / "model" / "config.json").read_text())["config"]
+    config = load_checkpoint(run / "model", "render").config
     assert (config["dropout"], config["log_magnitude_weight"]) == (0, 2)
     before = load_file(checkpoint / "model.safetensors")
     after = load_file(run / "model" / "model.safetensors")
@@ -875,7 +872,7 @@ def test_cli_train_render_continues_a_harmonic_model_with_a_note_bank(tiny_datas
     result = _continue_for_one_step(tiny_dataset, start, run, "output_prior=bank", "learned_partials=false",
                                     "bank_age_s=0.5")
     assert result.exit_code == 0, result.output
-    saved = json.loads((run / "model" / "config.json").read_text())["config"]
+    saved = load_checkpoint(run / "model", "render").config
     before, after = load_file(start / "model.safetensors"), load_file(run / "model" / "model.safetensors")
     assert saved["output_prior"] == "bank" and saved["bank_keys"] > 0
     assert not any(name.startswith("harmonic_output.") for name in after)
@@ -968,7 +965,7 @@ def test_cli_train_render_follows_the_cosine_schedule_in_both_optimisers(tiny_da
                          "--set", "lr_schedule=cosine", "--set", "lr_final_fraction=0.1")
     assert result.exit_code == 0, result.output
     state = read_training_checkpoint(run / "checkpoints" / "last.ckpt")
-    config = OrganConfig.from_dict(json.loads((run / "model" / "config.json").read_text())["config"])
+    config = OrganConfig.from_dict(load_checkpoint(run / "model", "render").config)
     last_batch = config.learning_rate_at(3 / 4)  # the fourth batch starts three quarters in
     assert last_batch < 0.5 * config.learning_rate
     rates = [group["lr"] for optimizer in state["optimizer_states"] for group in optimizer["param_groups"]]
@@ -1015,8 +1012,8 @@ def test_cli_train_render_init_from_takes_the_models_own_config_under_the_overri
     result = runner.invoke(app, ["train", "render", "--data", str(tiny_dataset), "--out", str(run), "-q",
                                  "--max-steps", "1", "--init-from", str(checkpoint), "--set", "ema_decay=0.5"])
     assert result.exit_code == 0, result.output
-    before = json.loads((checkpoint / "config.json").read_text())["config"]
-    after = json.loads((run / "model" / "config.json").read_text())["config"]
+    before = load_checkpoint(checkpoint, "render").config
+    after = load_checkpoint(run / "model", "render").config
     assert before["base_width"] != get_preset("cpu").base_width  # not the cpu preset's sizes
     assert {k for k in after if after[k] != before.get(k)} == {"ema_decay"}
     # the run says what it trains with: the model's own batch and rate, not the preset's

@@ -67,11 +67,9 @@ def test_the_mel_classifier_stores_no_filterbank_and_its_width_follows_the_confi
 
 
 @pytest.mark.parametrize(("overrides", "match"), [
-    ({"classifier_db_range": 80.0}, "strided"),
     ({"classifier_mel_db_range": 0.0}, "classifier_mel_db_range"),
     ({"classifier_mels": 100}, "multiple of 8"),
     ({"classifier_context": 2}, "strided"),
-    ({"classifier_max_pooling": True}, "strided"),
     ({"classifier_input": "joint"}, "spectrogram"),
     ({"classifier_network": "resnet"}, "classifier_network"),
 ])
@@ -87,10 +85,9 @@ def test_too_short_a_spectrogram_is_refused():
 
 
 def test_a_strided_model_continued_with_a_mel_classifier_keeps_all_but_the_classifier():
-    """--init-from a model with the strided classifier (and its frequency context and max
-    pooling) under classifier_network=mel_cnn: all else is kept, the mel classifier starts fresh."""
+    """--init-from a model with the strided classifier (and its frequency context) under classifier_network=mel_cnn: all else is kept, the mel classifier starts fresh."""
     torch.manual_seed(0)
-    before = OrganModel.from_config(get_preset("cpu", **TINY, classifier_context=2, classifier_max_pooling=True))
+    before = OrganModel.from_config(get_preset("cpu", **TINY, classifier_context=2))
     start = Checkpoint(None, "render", before.config.to_dict(), before.state_dict(), "")
     after = OrganModel.from_config(get_preset("cpu", **TINY, **MEL))  # the strided stack's options go
     fresh = {name: tensor.clone() for name, tensor in after.state_dict().items()}

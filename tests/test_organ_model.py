@@ -4,7 +4,6 @@ losses and their gradients, class weights, configuration errors."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -37,7 +36,6 @@ from orchestrion.systems.organ import (
     receptive_field,
 )
 from orchestrion.systems.organ.encoding import rising_edges, slots_playing
-from orchestrion.metrics.audio import relative_db
 from orchestrion.systems.organ.discriminator import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.model import sounding_slots
 from orchestrion.systems.organ.train import _fresh_weights, load_start
@@ -361,7 +359,7 @@ def test_combined_loss_reaches_the_generators_first_layer() -> None:
 def _loss_with_only(**weights: float) -> OrganLoss:
     """orGAN's loss with every generator term off but `weights` (no classifier)."""
     off = dict(msssim_weight=0.0, l1_weight=0.0, adversarial_weight=0.0,
-               spectral_convergence_weight=0.0, log_db_weight=0.0, log_magnitude_weight=0.0,
+               spectral_convergence_weight=0.0, log_magnitude_weight=0.0,
                instrument_classifier=False)
     return OrganLoss(get_preset("cpu", **{**off, **weights}))
 
@@ -607,19 +605,6 @@ def test_a_classifier_continued_with_frequency_context_names_the_same_instrument
         get_preset("cpu", classifier_context=-1)
 
 
-def test_a_classifier_continued_with_max_pooling_answers_as_before_and_its_max_branch_trains() -> None:
-    after, skip, spectrogram = _continued_with({"classifier_max_pooling": True}, classifier_pooling="time")
-    assert skip == ("discriminator.classifier_max.",)
-    # the max branch gets a gradient, and a classifier-only run trains it
-    after.discriminator.classify(spectrogram).sum().backward()
-    weight = after.discriminator.classifier_max.weight
-    assert weight.grad is not None and weight.grad.abs().sum() > 0
-    assert any(name.startswith(CLASSIFIER_WEIGHTS) and ".classifier_max." in f".{name}"
-               for name, _ in after.named_parameters())
-    with pytest.raises(ConfigError, match="classifier_max_pooling"):
-        get_preset("cpu", classifier_max_pooling="yes")
-
-
 def _tiny_classifier_model(width: float) -> OrganModel:
     return OrganModel.from_config(get_preset("cpu", base_width=4, discriminator_width=0.125, classifier_context=2,
                                              classifier_pooling="time", classifier_width=width))
@@ -662,32 +647,6 @@ def test_a_classifier_grown_wider_names_the_same_instruments_and_its_new_channel
     assert _fresh_weights("start", implied.to_dict(), implied.replace(classifier_width=0.125)) == ()
 
 
-def test_log_db_term_weighs_quiet_bins_by_their_log_error() -> None:
-    loss = _loss_with_only(log_db_weight=3.0, l1_weight=1.0)
-    config = loss.config
-    real, fake = _spectrogram_and_noisy_copy(6.0)
-    assert float(loss.generator_loss(real, real, None)["log_db"]) < 1e-6
-    terms = loss.generator_loss(fake, real, None)
-    floor, span = config.db_floor, config.db_ceiling - config.db_floor
-    def db(s: torch.Tensor) -> torch.Tensor:  # by hand: dB of the floored power, on [0, 1]
-        return (10 * torch.log10(torch.expm1(s) + 10 ** (floor / 10)) - floor) / span
-    expected = (db(fake.detach()) - db(real)).abs().mean()
-    assert float(terms["log_db"]) == pytest.approx(float(expected), rel=1e-4)
-    torch.testing.assert_close(terms["total"], 3.0 * terms["log_db"] + terms["l1"])
-    terms["total"].backward()
-    assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
-    # a bin 10x too loud costs the same 10 dB whether it is quiet or loud; the log-power L1
-    # barely sees the quiet one
-    quiet_real = torch.full((1, 1, 8, 8), float(torch.log1p(torch.tensor(1e-3))))
-    loud_real = torch.full((1, 1, 8, 8), float(torch.log1p(torch.tensor(1e3))))
-    quiet_fake = torch.log1p(10 * torch.expm1(quiet_real))
-    loud_fake = torch.log1p(10 * torch.expm1(loud_real))
-    quiet_terms = loss.generator_loss(quiet_fake, quiet_real, None)
-    loud_terms = loss.generator_loss(loud_fake, loud_real, None)
-    assert float(quiet_terms["log_db"]) == pytest.approx(float(loud_terms["log_db"]), rel=0.05)
-    assert float(quiet_terms["l1"]) < 0.01 * float(loud_terms["l1"])
-
-
 def test_log_magnitude_term_is_the_protocols_log_term_down_to_its_floor() -> None:
     loss = _loss_with_only(log_magnitude_weight=2.0)
     gain = loss.config.input_gain
@@ -706,15 +665,13 @@ def test_log_magnitude_term_is_the_protocols_log_term_down_to_its_floor() -> Non
     terms["total"].backward()
     assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
 
-    # audio magnitudes 1e-4 against 1e-3: ~2.2 nepers here, while the dB map of MS-SSIM and
-    # log_db (floored at db_floor) sees both bins as silent
+    # audio magnitudes 1e-4 against 1e-3: ~2.2 nepers here, below the MS-SSIM dB map's floor
     def spectrogram(audio_magnitude: float) -> torch.Tensor:
         return torch.full((1, 1, 8, 8), float(torch.log1p(torch.tensor((gain * audio_magnitude) ** 2))))
 
-    quiet = _loss_with_only(log_magnitude_weight=1.0, log_db_weight=1.0)
+    quiet = _loss_with_only(log_magnitude_weight=1.0)
     terms = quiet.generator_loss(spectrogram(1e-3), spectrogram(1e-4), None)
     assert float(terms["log_mag"]) == pytest.approx(float(np.log((1e-3 + 1e-5) / (1e-4 + 1e-5))), rel=1e-3)
-    assert float(terms["log_db"]) < 0.02 * float(terms["log_mag"])
 
 
 def test_log_magnitude_gradient_through_softplus_stays_bounded_at_silence() -> None:
@@ -727,46 +684,13 @@ def test_log_magnitude_gradient_through_softplus_stays_bounded_at_silence() -> N
     assert float(logits.grad.abs().max()) <= 0.5 / 5 + 1e-6  # d ln|x| / d logit <= 1/2, over 5 bins
 
 
-def test_a_classifier_reading_relative_db_is_deaf_to_the_level_and_sees_below_the_log_knee() -> None:
-    torch.manual_seed(0)
-    tiny = {"base_width": 4, "discriminator_width": 0.125, "classifier_pooling": "time"}
-    model = OrganModel.from_config(get_preset("cpu", classifier_db_range=80.0, **tiny)).eval()
-    plain = OrganModel.from_config(get_preset("cpu", **tiny)).eval()
-    plain.load_state_dict(model.state_dict())
-    power = torch.rand(2, 1, model.config.n_bins, 24) ** 6 * 1e4  # 0 .. +40 dB re the knee, and far below
-    quieter = power * 10 ** (-20 / 10)
-    with torch.no_grad():
-        logits = model.discriminator.classify(torch.log1p(power))
-        torch.testing.assert_close(model.discriminator.classify(torch.log1p(quieter)), logits, rtol=0, atol=1e-4)
-        moved = plain.discriminator.classify(torch.log1p(quieter)) - plain.discriminator.classify(torch.log1p(power))
-    assert moved.abs().max() > 1e-2  # the seed's input changes with the level
-    # what the convolutions read: 0 at -80 dB or below, 8 at the loudest bin, and a bin 60 dB
-    # below the peak (ln(1 + power) ~ 1e-2, near the plain input's zero) at 2
-    spectrogram = torch.zeros(1, 1, 8, 4)
-    spectrogram[..., 0, 0] = math.log1p(1e4)
-    spectrogram[..., 1, 1] = math.log1p(1e-2)
-    read = relative_db(spectrogram, 80.0)
-    assert read[..., 0, 0].item() == pytest.approx(8.0, abs=1e-5)
-    assert read[..., 1, 1].item() == pytest.approx(2.0, abs=1e-3)
-    assert read[..., 2:, :].abs().max() == 0
-    # the generator's quiet bins get a gradient through it (the GAN's instrument term)
-    fake = torch.log1p(quieter).requires_grad_(True)
-    model.discriminator.classify(fake).sum().backward()
-    quiet = (quieter < 1e-2) & (quieter > quieter.amax() * 1e-8)
-    assert fake.grad[quiet].abs().sum() > 0
-    with pytest.raises(ConfigError, match="classifier_db_range"):
-        get_preset("cpu", classifier_input="joint", classifier_db_range=80.0)
-    with pytest.raises(ConfigError, match="classifier_db_range"):
-        get_preset("cpu", classifier_db_range=-1.0)
-
-
-def test_a_classifier_may_be_continued_reading_relative_db_from_its_trained_weights() -> None:
-    torch.manual_seed(0)
-    tiny = {"base_width": 4, "discriminator_width": 0.125}
-    before = OrganModel.from_config(get_preset("cpu", **tiny))
-    start = Checkpoint(None, "render", before.config.to_dict(), before.state_dict(), "")
-    after = OrganModel.from_config(get_preset("cpu", classifier_db_range=60.0, **tiny))
-    with pytest.warns(UserWarning, match="reads another input"):
-        load_start(after, "start", start, after.config)
-    for name, tensor in before.state_dict().items():
-        torch.testing.assert_close(after.state_dict()[name], tensor, rtol=0, atol=0)
+def test_retired_fields_load_only_at_the_value_that_turned_them_off() -> None:
+    """Knobs removed after they measured no gain: old configs that never used them still load."""
+    saved = {**get_preset("cpu").to_dict(), "log_db_weight": 0.0, "classifier_max_pooling": False,
+             "classifier_db_range": 0.0}
+    assert OrganConfig.from_dict(saved) == get_preset("cpu")
+    for name, value in (("log_db_weight", 5.0), ("classifier_max_pooling", True), ("classifier_db_range", 80.0)):
+        with pytest.raises(ConfigError, match=f"{name} was removed"):
+            OrganConfig.from_dict({**saved, name: value})
+    with pytest.raises(ConfigError, match="no field"):
+        get_preset("cpu", log_db_weight=0.0)

@@ -59,7 +59,6 @@ __all__ = [
     "ProtocolPair",
     "power_db_image",
     "peak_db_image",
-    "relative_db",
     "protocol_pair",
     "power_spectrogram",
     "db_image",
@@ -197,13 +196,6 @@ def peak_db_image(power: Tensor, range_db: float = DB_IMAGE_RANGE_DB) -> Tensor:
     loudest cell (so the same image at any level gives the same values)."""
     peak = power.amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(power.dtype).tiny)
     return power_db_image(power, peak, range_db)
-
-
-def relative_db(log_power: Tensor, range_db: float) -> Tensor:
-    """Log-power ``ln(1 + |X|^2)`` (B, 1, F, T) -> its power in dB re each item's loudest
-    bin, floored at -`range_db`, over 10 dB: values in [0, range_db / 10], the loudest bin
-    at the top. The same audio at any level gives the same values."""
-    return peak_db_image(torch.expm1(log_power.clamp_min(0.0)), range_db) * (range_db / 10.0)
 
 
 def mr_stft_distance(

@@ -95,8 +95,7 @@ def _loss_weights(config: OrganConfig) -> str:
     """``loss weights: adversarial 1, MS-SSIM 100, ...``: the GAN's non-zero loss terms."""
     weights = {
         "adversarial": config.adversarial_weight, "MS-SSIM": config.msssim_weight, "L1": config.l1_weight,
-        "spectral convergence": config.spectral_convergence_weight, "log dB": config.log_db_weight,
-        "log magnitude": config.log_magnitude_weight,
+        "spectral convergence": config.spectral_convergence_weight, "log magnitude": config.log_magnitude_weight,
         "instrument": config.instrument_weight if config.uses_classifier else 0.0,
     }
     return "loss weights: " + ", ".join(f"{name} {value:g}" for name, value in weights.items() if value)

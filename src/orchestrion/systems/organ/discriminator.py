@@ -14,9 +14,7 @@ own stack of the variant's stride-2 layers that sees only the spectrogram
 answer). The pooling is global (``classifier_pooling="global"``, the seed's) or over time
 only (``"time"``): the linear layer then reads every channel at every frequency row, so
 it sees where in the spectrum the energy lies (an instrument's register and formants),
-which a global mean of 4-16 channels cannot tell apart. With ``classifier_max_pooling`` the
-features' maximum over the same axes is read too, by a second linear layer that starts at
-zero (so a classifier continued with it answers as before until it learns).
+which a global mean of 4-16 channels cannot tell apart.
 
 The seed first squeezed its 1025-bin spectrogram to 1024 rows with a 2 x 2 'valid'
 convolution so it could be stacked with the zero-padded roll (which makes its true
@@ -37,7 +35,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orchestrion.errors import ConfigError
-from orchestrion.metrics.audio import relative_db
 from orchestrion.nn.blocks import FrequencyContext, SameConv2d
 from orchestrion.systems.organ.encoding import slots_playing
 from orchestrion.systems.organ.mel_classifier import MelClassifier
@@ -139,12 +136,6 @@ class Discriminator(nn.Module):
     classifier_context : int
         Residual blocks dilated along frequency after the classifier's own convolutions
         (:class:`FrequencyContext`; they start as the identity). Default 0.
-    classifier_max_pooling : bool
-        Add the features' maximum, pooled like the mean, through a zero-initialised linear
-        layer of its own. Default False.
-    classifier_db_range : float
-        0: the classifier reads the log-power as given. R > 0: it reads
-        :func:`relative_db` of it (dB re each item's loudest bin, R dB deep). Default 0.
     mel_classifier : MelClassifier or None
         A mel-band classifier (``classifier`` and ``classifier_input="spectrogram"`` only).
     strided_classifier : bool
@@ -180,8 +171,6 @@ class Discriminator(nn.Module):
         classifier_width: float | None = None,
         n_bins: int | None = None,
         classifier_context: int = 0,
-        classifier_max_pooling: bool = False,
-        classifier_db_range: float = 0.0,
         mel_classifier: MelClassifier | None = None,
         strided_classifier: bool = True,
         classifier_pitch_hint: bool = False,
@@ -211,13 +200,9 @@ class Discriminator(nn.Module):
         self.classifier_features: nn.Sequential | None = None
         self.classifier_context: FrequencyContext | None = None
         self.classifier: nn.Linear | None = None
-        self.classifier_max: nn.Linear | None = None
         self.classifier_rows = 1  # frequency rows the linear layer reads per channel (time pooling)
         if classifier_context and not (classifier and classifier_input == "spectrogram"):
             raise ConfigError("classifier_context applies to a classifier on the spectrogram only")
-        if classifier_db_range and not (classifier and classifier_input == "spectrogram"):
-            raise ConfigError("classifier_db_range applies to a classifier on the spectrogram only")
-        self.classifier_db_range = float(classifier_db_range)
         if mel_classifier is not None and not (classifier and classifier_input == "spectrogram"):
             raise ConfigError("a mel classifier needs classifier=True and classifier_input 'spectrogram'")
         if classifier and not strided_classifier and mel_classifier is None:
@@ -250,9 +235,6 @@ class Discriminator(nn.Module):
                 self.classifier_rows = rows
                 features *= rows
             self.classifier = nn.Linear(features, n_classes)
-            if classifier_max_pooling:
-                self.classifier_max = nn.Linear(features, n_classes, bias=False)
-                nn.init.zeros_(self.classifier_max.weight)
 
     def forward(self, spectrogram: Tensor, condition: Tensor) -> DiscriminatorOutput:
         """Judge spectrograms (B, 1, F, T) given their encoded rolls (B, C, F, T)."""
@@ -352,8 +334,6 @@ class Discriminator(nn.Module):
         """Logits of the strided classifier (its own stack, or the patch trunk's features)."""
         assert self.classifier is not None
         if self.classifier_features is not None:
-            if self.classifier_db_range:
-                spectrogram = relative_db(spectrogram, self.classifier_db_range)
             if hint is not None:
                 spectrogram = torch.cat([spectrogram, torch.log1p(hint)], dim=1)
             features = self.classifier_features(spectrogram.contiguous(memory_format=torch.channels_last))
@@ -364,15 +344,12 @@ class Discriminator(nn.Module):
         else:
             features = trunk_features
         axes = (-1,) if self.classifier_pooling == "time" else (-2, -1)
-        logits = self.classifier(features.mean(dim=axes).flatten(1))
-        if self.classifier_max is not None:
-            logits = logits + self.classifier_max(features.amax(dim=axes).flatten(1))
-        return logits
+        return self.classifier(features.mean(dim=axes).flatten(1))
 
 
 CLASSIFIER_PART_WEIGHTS = {
     "strided": ("discriminator.classifier_features.", "discriminator.classifier_context.",
-                "discriminator.classifier.", "discriminator.classifier_max."),
+                "discriminator.classifier."),
     "mel_cnn": ("discriminator.mel_classifier.",),
 }
 """Names of each classifier network's weights in an `OrganModel` state dict."""
@@ -411,8 +388,6 @@ def build_discriminator(config: OrganConfig, condition_channels: int) -> Discrim
         classifier_width=config.classifier_width,
         n_bins=config.n_bins,
         classifier_context=config.classifier_context,
-        classifier_max_pooling=config.classifier_max_pooling,
-        classifier_db_range=config.classifier_db_range,
         mel_classifier=build_mel_classifier(config),
         strided_classifier="strided" in config.classifier_parts,
         classifier_pitch_hint=config.classifier_pitch_hint,

@@ -16,7 +16,7 @@ import torch
 from orchestrion.systems.organ.discriminator import CLASSIFIER_WEIGHTS
 from orchestrion.systems.organ.gan import OrganModel
 
-LINEAR_WEIGHTS = ("discriminator.classifier.weight", "discriminator.classifier_max.weight")
+LINEAR_WEIGHTS = ("discriminator.classifier.weight",)
 """Linear layers that read the pooled features, flattened as (channel, frequency row)."""
 
 

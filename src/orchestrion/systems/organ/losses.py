@@ -23,7 +23,7 @@ class OrganLoss(nn.Module):
     """orGAN's composite objectives (seed §4.7), weights from :class:`OrganConfig`.
 
     ``L_G = adv * L_adv_G + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w(fake)
-    + sc * SC(|X|) + log_db * L1(dB) + log_mag * L1(ln(|x| + 1e-5))``
+    + sc * SC(|X|) + log_mag * L1(ln(|x| + 1e-5))``
 
     ``L_D = factor * (L_adv(real) + L_adv(fake)) + inst * BCE_w(real)``
 
@@ -97,7 +97,7 @@ class OrganLoss(nn.Module):
         Returns
         -------
         dict with "total" and each computed term ("adversarial", "l1", "msssim", "sc",
-        "log_db", "log_mag", "instrument").
+        "log_mag", "instrument").
         """
         config = self.config
         terms: dict[str, Tensor] = {}
@@ -108,17 +108,12 @@ class OrganLoss(nn.Module):
         if config.l1_weight > 0:
             terms["l1"] = F.l1_loss(fake, real)
             total = total + config.l1_weight * terms["l1"]
-        uses_db = config.msssim_weight > 0 or config.log_db_weight > 0
-        if uses_db or config.spectral_convergence_weight > 0:
+        if config.msssim_weight > 0 or config.spectral_convergence_weight > 0:
             power_fake, power_real = self.floored_power(fake), self.floored_power(real)
-        if uses_db:
-            db_fake, db_real = self.unit_db(fake, power_fake), self.unit_db(real, power_real)
         if config.msssim_weight > 0:
+            db_fake, db_real = self.unit_db(fake, power_fake), self.unit_db(real, power_real)
             terms["msssim"] = self.msssim(db_fake, db_real)
             total = total + config.msssim_weight * terms["msssim"]
-        if config.log_db_weight > 0:
-            terms["log_db"] = F.l1_loss(db_fake, db_real)
-            total = total + config.log_db_weight * terms["log_db"]
         if config.log_magnitude_weight > 0:
             terms["log_mag"] = F.l1_loss(self.log_magnitude(fake), self.log_magnitude(real))
             total = total + config.log_magnitude_weight * terms["log_mag"]

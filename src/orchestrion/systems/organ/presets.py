@@ -47,14 +47,12 @@ CLASSIFIER_FIELDS = ("classifier_pooling", "classifier_width", "classifier_netwo
 """Fields that shape only the instrument classifier: a model may be continued
 (``init_from``) under other values of these, with a freshly initialised classifier (or, for a
 wider strided stack, a pitch hint or voices turned on, the trained one grown: see ``grow.py``)."""
-CLASSIFIER_INPUT_FIELDS = ("classifier_db_range", "classifier_mel_db_range", "classifier_voice_bonus",
-                           "classifier_voice_penalty")
+CLASSIFIER_INPUT_FIELDS = ("classifier_mel_db_range", "classifier_voice_bonus", "classifier_voice_penalty")
 """Fields that change what the instrument classifier reads or how it decides, not its weights: a model may be
 continued (``init_from``) under other values of these, its classifier from its weights."""
 ADDED_WEIGHT_FIELDS = {"learned_partials": "harmonic_output.lobe_corrections",
                        "note_age_s": "generator.age_input.",
-                       "classifier_context": "discriminator.classifier_context.",
-                       "classifier_max_pooling": "discriminator.classifier_max."}
+                       "classifier_context": "discriminator.classifier_context."}
 """Fields that, turned on, only add weights that start where they change nothing (name ->
 the weights' prefix): a model saved without them may be continued (``init_from``) with them."""
 BANK_SWITCH_FIELDS = ("output_prior", "learned_partials", "bank_age_s", "bank_rank", "bank_floor_db", "bank_keys")
@@ -63,7 +61,7 @@ bank (``output_prior="bank"``): the bank is estimated from the data and the harm
 prior's weights are dropped."""
 TRAINING_FIELDS = (
     "gan_loss", "adversarial_weight", "l1_weight", "msssim_weight", "instrument_weight",
-    "spectral_convergence_weight", "log_db_weight", "log_magnitude_weight",
+    "spectral_convergence_weight", "log_magnitude_weight",
     "discriminator_adversarial_factor", "db_floor",
     "db_ceiling", "learning_rate", "betas", "batch_size", "chunk_stride_s",
     "regime", "transfer_switch_fraction", "dropout", "lr_schedule", "lr_final_fraction",
@@ -77,13 +75,18 @@ renders, or with ``dropout=0`` for a generator without its dropout noise)."""
 
 TRAINING_ONLY_FIELDS = (
     *(name for name in TRAINING_FIELDS if name != "dropout"), *CLASSIFIER_FIELDS, *CLASSIFIER_INPUT_FIELDS,
-    "classifier_context", "classifier_max_pooling", "classifier_input", "discriminator", "discriminator_layers",
+    "classifier_context", "classifier_input", "discriminator", "discriminator_layers",
     "discriminator_width", "instrument_classifier", "transfer_first_stage_classifier",
 )
 """Fields that rendering never reads (the losses, the optimiser, the chunks drawn, the
 discriminator and its classifiers): a model's config.json keeps them under "training",
 apart from the model's own fields. The generator's dropout rate stays with the model
 (``render --dropout-noise`` uses it)."""
+
+RETIRED_FIELDS: dict[str, Any] = {"log_db_weight": 0.0, "classifier_db_range": 0.0, "classifier_max_pooling": False}
+"""Fields removed after they measured no gain (the model history, 2026-12-03c and
+2026-12-04a, and the losses table), each with the value that turned it off: a saved config
+holding one at that value still loads; any other value is refused."""
 
 
 NOTE_AGE_REACH = 6.0
@@ -224,17 +227,6 @@ class OrganConfig:
         Residual blocks dilated along frequency (1, 2, 4, ... rows) after the classifier's
         own convolutions, so it sees how partials far apart go together; they start as the
         identity, so a model without them can be continued with them (``init_from``). 0: none.
-    classifier_max_pooling : bool
-        Also pool the classifier's features by their maximum (over the same axes as the
-        mean), read by a second linear layer that starts at zero: a model without it can be
-        continued with it and at first names the same instruments. A part that sounds in few
-        frames of a chunk barely moves the mean but sets the maximum.
-    classifier_db_range : float
-        0 (the seed): the classifier reads the log-power ``ln(1 + |X|^2)`` as it is, which
-        spans only the ~30 dB of a chunk above the log's knee (power 1, about -62 dBFS), so
-        a quiet part's upper partials read as silence and the answers depend on the level.
-        R > 0: it reads the power in dB re each chunk's loudest bin, floored at -R dB and
-        divided by 10 (values 0 .. R / 10): deaf to the overall level, R dB deep.
     classifier_network : {"strided", "mel_cnn", "both"}
         ``"strided"`` (the seed's): the variant's stride-2 layers, shaped by the fields
         above. ``"mel_cnn"``: :class:`~orchestrion.systems.organ.mel_classifier.MelClassifier`,
@@ -276,20 +268,15 @@ class OrganConfig:
     gan_loss : {"bce", "lsgan"}
     adversarial_weight, l1_weight, msssim_weight, instrument_weight : float
         ``L_G = adv * L_adv + l1 * L1(S) + msssim * (1 - MS-SSIM(dB)) + inst * BCE_w
-        + sc * SC + log_db * L1(dB) + log_mag * L1(ln(|X| + 1e-5))``.
+        + sc * SC + log_mag * L1(ln(|X| + 1e-5))``.
     spectral_convergence_weight : float
         Weight ``sc`` of the spectral convergence ``||M_fake - M_real||_F / ||M_real||_F``
         of the linear magnitudes (per chunk), the term of the audio protocol's MR-STFT
         that the loudest bins dominate; 0 (the seed) leaves it out.
-    log_db_weight : float
-        Weight of the L1 distance between the dB images that MS-SSIM compares (the
-        [db_floor, db_ceiling] map): unlike the L1 on ``ln(1 + |X|^2)``, which is nearly
-        linear in power and ignores quiet bins, it weighs every bin by its log error, like
-        the log term of the audio protocol's MR-STFT and the LSD; 0 leaves it out.
     log_magnitude_weight : float
         Weight of ``mean |ln(|X_fake| + 1e-5) - ln(|X_real| + 1e-5)|`` on the magnitudes of
         the audio itself (the input gain divided out): the audio protocol's MR-STFT log
-        term at the model's STFT size. Unlike `log_db_weight`, whose map stops at
+        term at the model's STFT size. Unlike the MS-SSIM image, whose map stops at
         `db_floor`, it reaches down to the protocol's 1e-5, where most bins of a dry render
         lie; 0 leaves it out.
     discriminator_adversarial_factor : float
@@ -387,8 +374,6 @@ class OrganConfig:
     classifier_pooling: str = "global"
     classifier_width: float | None = None
     classifier_context: int = 0
-    classifier_max_pooling: bool = False
-    classifier_db_range: float = 0.0
     classifier_network: str = "strided"
     classifier_mels: int = 128
     classifier_mel_db_range: float = 80.0
@@ -403,7 +388,6 @@ class OrganConfig:
     msssim_weight: float = 100.0
     instrument_weight: float = 0.5
     spectral_convergence_weight: float = 0.0
-    log_db_weight: float = 0.0
     log_magnitude_weight: float = 0.0
     discriminator_adversarial_factor: float = 0.5
     db_floor: float = -40.0
@@ -496,7 +480,7 @@ class OrganConfig:
             number(name, positive=True)
         for name in ("harmonic_decay", "adversarial_weight", "l1_weight", "msssim_weight",
                      "instrument_weight", "discriminator_adversarial_factor",
-                     "spectral_convergence_weight", "log_db_weight", "log_magnitude_weight"):
+                     "spectral_convergence_weight", "log_magnitude_weight"):
             number(name, positive=False)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
@@ -529,11 +513,6 @@ class OrganConfig:
             number(name, positive=False)
             if getattr(self, name) > 1:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if not isinstance(self.classifier_max_pooling, bool):
-            raise ConfigError(f"classifier_max_pooling must be true or false, got {self.classifier_max_pooling!r}")
-        number("classifier_db_range", positive=False)
-        if self.classifier_db_range and self.classifier_input != "spectrogram":
-            raise ConfigError("classifier_db_range applies to classifier_input 'spectrogram' only")
         one_of("classifier_network", CLASSIFIER_NETWORKS)
         whole("classifier_mels", 8)
         number("classifier_mel_db_range", positive=True)
@@ -666,9 +645,9 @@ class OrganConfig:
             raise ConfigError(f"classifier_network {network!r} reads the spectrogram: it needs classifier_input 'spectrogram'")
         if self.classifier_mels % 8:
             raise ConfigError(f"classifier_mels must be a multiple of 8, got {self.classifier_mels!r}")
-        if network == "mel_cnn" and (self.classifier_context or self.classifier_max_pooling or self.classifier_db_range):
-            raise ConfigError("classifier_context, classifier_max_pooling and classifier_db_range are for the strided "
-                              "classifier; turn them off for classifier_network 'mel_cnn' (or use 'both')")
+        if network == "mel_cnn" and self.classifier_context:
+            raise ConfigError("classifier_context is for the strided classifier; turn it off for classifier_network "
+                              "'mel_cnn' (or use 'both')")
 
     @property
     def classifier_parts(self) -> tuple[str, ...]:
@@ -705,9 +684,15 @@ class OrganConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> OrganConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys raise ConfigError."""
+        """Rebuild from :meth:`to_dict` output; unknown keys raise ConfigError, and so do
+        retired fields unless they hold the value that turned them off."""
+        values = dict(values)
+        for name, off in RETIRED_FIELDS.items():
+            if name in values and values.pop(name) != off:
+                raise ConfigError(f"{name} was removed (it measured no gain; see the model history): "
+                                  f"this config needs it at {off!r}")
         _check_field_names(values)
-        return cls(**dict(values))
+        return cls(**values)
 
     def replace(self, **overrides: Any) -> OrganConfig:
         """A copy with some fields changed (validated; unknown names raise ConfigError)."""

@@ -36,6 +36,7 @@ from orchestrion.systems.organ.presets import (
     BANK_SWITCH_FIELDS,
     CLASSIFIER_FIELDS,
     CLASSIFIER_INPUT_FIELDS,
+    RETIRED_FIELDS,
     TRAINING_FIELDS,
     TRAINING_ONLY_FIELDS,
     OrganConfig,
@@ -87,7 +88,7 @@ def _fresh_weights(init_from: str | Path, start: dict[str, Any], config: OrganCo
     kept = CLASSIFIER_FIELDS + CLASSIFIER_INPUT_FIELDS + TRAINING_FIELDS
     shared_parts = set(previous.classifier_parts) & set(config.classifier_parts)
     if "strided" not in shared_parts:
-        kept += ("classifier_context", "classifier_max_pooling")  # no strided stack is carried over
+        kept += ("classifier_context",)  # no strided stack is carried over
     other = [k for k in differ if k not in kept and k not in added]
     fresh = tuple(ADDED_WEIGHT_FIELDS[k] for k in added)
     if config.output_prior == "bank" and previous.output_prior != "bank":  # the bank is estimated afresh
@@ -183,7 +184,7 @@ def _check_resumed_run(last: Path, classifier_only: bool, config: OrganConfig) -
     if trained_alone != classifier_only:
         how = "with" if trained_alone else "without"
         raise ConfigError(f"--resume: {last} was trained {how} --classifier-only; resume it {how} the flag")
-    before = json.loads(json.dumps(saved.get("config", {})))
+    before = {k: v for k, v in json.loads(json.dumps(saved.get("config", {}))).items() if k not in RETIRED_FIELDS}
     wanted = json.loads(json.dumps(config.to_dict()))
 
     def refused(key: str) -> bool:

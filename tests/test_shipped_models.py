@@ -122,3 +122,24 @@ def test_shipped_render_config_keeps_training_apart_and_renders_from_its_model_p
         rendered = RenderModel.from_checkpoint(full)(roll)
         from_model_part = RenderModel.from_checkpoint(model_part)(roll)
     assert roll.sum() > 0 and torch.equal(rendered, from_model_part)
+
+
+def test_shipped_note_config_keeps_training_apart_and_generates_from_its_model_part():
+    """note-cpu's "sing" holds what generation reads; the optimiser, the stages and the
+    augmentation sit under "sing_training", and the model part alone makes the same note."""
+    import dataclasses
+
+    import torch
+
+    from orchestrion.checkpoints import load_checkpoint
+    from orchestrion.systems.sing.presets import TRAINING_ONLY_FIELDS
+
+    full = load_checkpoint("note-cpu", "note")
+    assert full.config["sing_training"] and set(full.config["sing_training"]) == set(TRAINING_ONLY_FIELDS)
+    assert not set(full.config["sing"]) & set(TRAINING_ONLY_FIELDS)
+    model_part = dataclasses.replace(full, config={k: v for k, v in full.config.items() if k != "sing_training"})
+    notes = [("flute", 72, 100)]
+    with torch.no_grad():
+        made = generate_notes(NoteModel.from_checkpoint(full), notes)
+        from_model_part = generate_notes(NoteModel.from_checkpoint(model_part), notes)
+    assert np.abs(made[0]).max() > 0 and np.array_equal(made[0], from_model_part[0])

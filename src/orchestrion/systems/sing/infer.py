@@ -34,7 +34,7 @@ from orchestrion.errors import ConfigError, DatasetError
 from orchestrion.files import require_file
 from orchestrion.systems.sing.data import InstrumentEntry, InstrumentTable
 from orchestrion.systems.sing.model import GENERATION_UNUSED, Sing
-from orchestrion.systems.sing.presets import SingConfig
+from orchestrion.systems.sing.presets import SingConfig, config_of
 
 SYSTEM = "note"
 DEFAULT_MODEL = "note-cpu"
@@ -116,7 +116,7 @@ class NoteModel:
     def from_checkpoint(cls, checkpoint: Checkpoint) -> NoteModel:
         """Build the model a loaded `note` checkpoint describes and load its weights."""
         try:
-            config = SingConfig.from_dict(checkpoint.config["sing"])
+            config = config_of(checkpoint.config)
             table = InstrumentTable.from_dict(checkpoint.config)
         except (KeyError, TypeError, ConfigError) as exc:
             problem = exc.problem if isinstance(exc, ConfigError) else f"missing {exc}"
@@ -124,7 +124,7 @@ class NoteModel:
                                   checkpoint.path) from None
         sing = Sing(config)
         load_state_into(sing, checkpoint, skip=GENERATION_UNUSED)  # shipped models omit them
-        info = {k: v for k, v in checkpoint.config.items() if k not in ("sing", "instruments")}
+        info = {k: v for k, v in checkpoint.config.items() if k not in ("sing", "sing_training", "instruments")}
         return cls(sing, table, checkpoint.card, checkpoint.path, info)
 
     @classmethod

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from orchestrion.errors import ConfigError
@@ -297,6 +298,26 @@ class SingConfig:
         """Build a config from a dict (e.g. a checkpoint's JSON); unknown keys raise ConfigError."""
         _check_fields(values)
         return cls(**values)
+
+
+TRAINING_ONLY_FIELDS = ("learning_rate", "batch_size", "autoencoder_epochs", "sequence_epochs", "finetune_epochs",
+                        "autoencoder_loss", "finetune_loss", "level_weight", "autoencoder_warmup_batches",
+                        "pitch_shift_semitones")
+"""Fields that generating a note never reads (the optimiser, the stages' lengths and losses,
+the augmentation): a model's config keeps them under "sing_training", apart from "sing". The
+spectral distance (``loss_*``) stays with the model: `evaluate note` measures with it."""
+
+
+def config_parts(config: SingConfig) -> dict[str, dict[str, Any]]:
+    """A config as stored: {"sing": what generation reads, "sing_training": the rest}."""
+    values = config.to_dict()
+    return {"sing": {k: v for k, v in values.items() if k not in TRAINING_ONLY_FIELDS},
+            "sing_training": {k: v for k, v in values.items() if k in TRAINING_ONLY_FIELDS}}
+
+
+def config_of(document: Mapping[str, Any]) -> SingConfig:
+    """The config a stored document holds (:func:`config_parts`, or one "sing" dict of every field)."""
+    return SingConfig.from_dict({**document.get("sing_training", {}), **document["sing"]})
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:

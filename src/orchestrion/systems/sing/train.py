@@ -71,7 +71,7 @@ from orchestrion.systems.sing.data import (
 )
 from orchestrion.systems.sing.model import GENERATION_UNUSED, STAGES, Sing
 from orchestrion.systems.sing.module import SingModule
-from orchestrion.systems.sing.presets import SingConfig, get_preset
+from orchestrion.systems.sing.presets import SingConfig, config_of, config_parts, get_preset
 from orchestrion.training import DEFAULT_CHECKPOINT_MINUTES, build_trainer, interruption_reported, quiet_lightning
 
 SYSTEM = "note"
@@ -187,7 +187,7 @@ class RunPlan:
     started_from: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sing": self.config.to_dict(), "preset": self.preset, "overrides": self.overrides,
+        return {**config_parts(self.config), "preset": self.preset, "overrides": self.overrides,
                 **self.table.to_dict(), "data": {**self.source.to_dict(),
                                                  "instrument_filter": self.instrument_filter},
                 "started_from": self.started_from}
@@ -213,7 +213,7 @@ def _initial_weights(init_from: str | Path, start: Checkpoint, plan: RunPlan,
     """Check that `start` (loaded from `init_from`) fits the run: same instrument table, same
     config but for training settings and `FRESH_PART_FIELDS` (whose weights start fresh)."""
     try:
-        before = SingConfig.from_dict(start.config["sing"])
+        before = config_of(start.config)
         table = InstrumentTable.from_dict(start.config)
     except (KeyError, TypeError, ConfigError) as exc:
         raise ConfigError(f"--init-from {init_from}: not a note model's config ({exc})") from None
@@ -289,7 +289,7 @@ def _plan_from_run_file(
 ) -> tuple[RunPlan, list[NoteRecord]]:
     """The plan stored in ``run.json``; `overrides` may change only the epochs."""
     stored = _load_run(run_path)
-    config = SingConfig.from_dict(stored["sing"])
+    config = config_of(stored)
     if preset is not None and preset != stored["preset"]:
         raise ConfigError(f"this run uses preset {stored['preset']!r}, not {preset!r}", run_path)
     requested = SingConfig.from_dict({**config.to_dict(), **overrides})

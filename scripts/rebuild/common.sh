@@ -1,5 +1,5 @@
 # Shared by the rebuild scripts: the orchestrion command, progress lines, resumable stages.
-# Sourced, not run: `source "$(dirname "$0")/common.sh"` after setting OUT.
+# Sourced, not run: `source "$(dirname "${BASH_SOURCE[0]}")/common.sh"`, then `take_out_dir "$@"`.
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 if [ -z "${ORCHESTRION:-}" ]; then
@@ -10,6 +10,17 @@ if [ -z "${ORCHESTRION:-}" ]; then
     fi
 fi
 REBUILD_START=$SECONDS
+
+# take_out_dir ARGS...: the script's one argument, the output folder, made and set as OUT
+# (an absolute path); a usage line and exit 2 otherwise.
+take_out_dir() {
+    if [ $# -ne 1 ]; then
+        echo "usage: bash scripts/rebuild/$(basename "$0") OUT_DIR" >&2
+        exit 2
+    fi
+    mkdir -p "$1"
+    OUT=$(cd "$1" && pwd)
+}
 
 # say MESSAGE: a progress line with the minutes since the script started.
 say() {

@@ -16,14 +16,8 @@
 # stops at a time limit, as recorded: on another machine it stops at another batch, so the
 # rebuilt weights come close to the shipped ones rather than equal them.
 set -euo pipefail
-if [ $# -ne 1 ]; then
-    echo "usage: bash scripts/rebuild/note-cpu.sh OUT_DIR" >&2
-    exit 2
-fi
-OUT=$1
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+take_out_dir "$@"
 DATA="$OUT/nsynth22"
 RUN="$OUT/note-cpu"
 SETTINGS=(--evaluate-notes 0 --set autoencoder_epochs=200 --set sequence_epochs=200

@@ -20,14 +20,8 @@
 # those of the day each run was made, so the rebuilt weights come close to the shipped
 # ones rather than equal them.
 set -euo pipefail
-if [ $# -ne 1 ]; then
-    echo "usage: bash scripts/rebuild/render-cpu.sh OUT_DIR" >&2
-    exit 2
-fi
-OUT=$1
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+take_out_dir "$@"
 DATA="$OUT/urmp16"
 
 say "data: building $DATA (resumes an interrupted build)"

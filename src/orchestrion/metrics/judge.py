@@ -53,9 +53,11 @@ class JudgeConfig:
     chunk_s: float = 2.0
     n_fft: int = 1024
     hop_length: int = 512
-    n_mels: int = 48
+    n_mels: int = 64
     fmin_hz: float = 30.0
     power_floor: float = 1e-7
+    peak_range_db: float | None = None
+    """If set, the log-mel image is in dB re its chunk's peak, clipped this far below (level-free)."""
     channels: tuple[int, ...] = (16, 32, 64, 128)
     threshold: float = 0.5
     present_min_s: float = 0.1
@@ -103,9 +105,13 @@ class InstrumentJudge(nn.Module):
         self.head = nn.Linear(2 * width, len(config.slots))
 
     def log_mel(self, wave: Tensor) -> Tensor:
-        """(batch, samples) -> (batch, 1, n_mels, frames), log10 of mel power."""
+        """(batch, samples) -> (batch, 1, n_mels, frames), log10 of mel power (re the chunk's peak if set)."""
         power = self.stft(wave).abs().square()
-        return torch.log10(self.mel(power) + self.config.power_floor).unsqueeze(1)
+        image = torch.log10(self.mel(power) + self.config.power_floor).unsqueeze(1)
+        if self.config.peak_range_db is None:
+            return image
+        relative = image - image.amax(dim=(2, 3), keepdim=True)
+        return torch.clamp(relative, min=-self.config.peak_range_db / 10.0)
 
     def forward(self, wave: Tensor) -> Tensor:
         maps = self.features(self.input_norm(self.log_mel(wave)))

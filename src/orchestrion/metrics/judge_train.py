@@ -1,9 +1,10 @@
 """Training the instrument judge (`orchestrion train judge`) and measuring its ceiling.
 
 Examples are drawn on the fly from `orchestrion data judge` stems (see
-:mod:`orchestrion.metrics.judge_data`): a piece, a 2 s window, 0-4 of its parts with one
-stem each (a random slot that played that part), each at a random level (-24..0 dB), the
-sum at a random overall level, sometimes with faint noise. The labels are the slots whose
+:mod:`orchestrion.metrics.judge_data`): a piece, a 2 s window, 0-5 of its parts (mostly 3
+or 4, as in a chorale's mix; the preset's `part_count_weights`) with one stem each (a random
+slot that played that part), each at a random level (`part_gain_db`), the sum at a random
+overall level, sometimes with faint noise. The labels are the slots whose
 notes sound in the window (`JudgeConfig.present_min_s`), the same rule that labels a
 score's chunks at evaluation. Train pieces train; the ceiling is the judge's figures on a
 fixed, seeded draw of chunks from the valid and the test pieces (never trained on).
@@ -31,24 +32,29 @@ from orchestrion.metrics.judge import (
     overlap_s,
 )
 
-PART_COUNT_WEIGHTS = (0.04, 0.36, 0.14, 0.14, 0.32)
-"""Probability of a draw holding 0, 1, 2, 3 or 4 parts (a chorale's mix holds 4)."""
-PART_GAIN_DB = (-24.0, 0.0)
 MIX_PEAK = (0.01, 1.0)
 NOISE_SHARE = 0.3
+PEAK_RANGE_DB = 80.0
+"""The trained judge reads log-mel images in dB re each chunk's peak, this far down."""
 CEILING_CHUNKS = 512
 """Chunks drawn from each held-out split for the ceiling (seeded: the same on every run)."""
 
 
 @dataclass(frozen=True)
 class JudgeTrainConfig:
-    """A training preset: steps, batch, learning rate, seed."""
+    """A training preset: steps, batch, learning rate, seed, and how mixtures are drawn.
 
-    steps: int = 3000
+    `part_count_weights[k]` is the probability of a draw holding k parts (a chorale's mix
+    holds 4 or 5); each part is scaled by a level drawn from `part_gain_db`.
+    """
+
+    steps: int = 4000
     batch_size: int = 48
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    part_count_weights: tuple[float, ...] = (0.02, 0.08, 0.10, 0.30, 0.40, 0.10)
+    part_gain_db: tuple[float, float] = (-6.0, 0.0)
 
 
 PRESETS = {
@@ -91,20 +97,21 @@ def load_judge_pieces(data_dir: str | Path, split: str, sample_rate: int) -> lis
     return pieces
 
 
-def draw_example(pieces: list[JudgePiece], config: JudgeConfig, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def draw_example(pieces: list[JudgePiece], config: JudgeConfig, train: JudgeTrainConfig,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One mixture chunk (chunk_samples,) float32 and its multi-hot labels (slots,)."""
     n = config.chunk_samples
     piece = pieces[int(rng.integers(len(pieces)))]
     start = int(rng.integers(0, max(1, piece.n_samples - n)))
     begin_s = start / config.sample_rate
     part_ids = np.unique(piece.parts)
-    count = min(int(rng.choice(len(PART_COUNT_WEIGHTS), p=PART_COUNT_WEIGHTS)), len(part_ids))
+    weights = np.asarray(train.part_count_weights, np.float64)
+    count = min(int(rng.choice(len(weights), p=weights / weights.sum())), len(part_ids))
     wave = np.zeros(n, np.float32)
     labels = np.zeros(len(config.slots), np.float32)
     for part in rng.choice(part_ids, size=count, replace=False):
         stem = int(rng.choice(np.flatnonzero(piece.parts == part)))
-        gain = 10.0 ** (rng.uniform(*PART_GAIN_DB) / 20.0)
+        gain = 10.0 ** (rng.uniform(*train.part_gain_db) / 20.0)
         segment = piece.stems[stem, start:start + n].astype(np.float32) / 32767.0
         wave[:len(segment)] += gain * segment
         starts, ends = piece.notes[stem]
@@ -118,22 +125,30 @@ def draw_example(pieces: list[JudgePiece], config: JudgeConfig, rng: np.random.G
     return wave, labels
 
 
-def draw_batch(pieces: list[JudgePiece], config: JudgeConfig, rng: np.random.Generator, size: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    examples = [draw_example(pieces, config, rng) for _ in range(size)]
+def draw_batch(pieces: list[JudgePiece], config: JudgeConfig, train: JudgeTrainConfig,
+               rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    examples = [draw_example(pieces, config, train, rng) for _ in range(size)]
     return (torch.from_numpy(np.stack([e[0] for e in examples])),
             torch.from_numpy(np.stack([e[1] for e in examples])))
 
 
 @torch.inference_mode()
-def ceiling_scores(judge: InstrumentJudge, pieces: list[JudgePiece], n_chunks: int = CEILING_CHUNKS,
-                   seed: int = 1) -> JudgeScores:
-    """The judge's figures on a fixed seeded draw of real held-out chunks."""
+def ceiling_scores(judge: InstrumentJudge, pieces: list[JudgePiece], train: JudgeTrainConfig,
+                   n_chunks: int = CEILING_CHUNKS, seed: int = 1) -> JudgeScores:
+    """The judge's figures on a fixed seeded draw (drawn as in training) of real held-out chunks."""
     judge.eval()
     rng = np.random.default_rng([seed, 41])
-    waves, labels = draw_batch(pieces, judge.config, rng, n_chunks)
+    waves, labels = draw_batch(pieces, judge.config, train, rng, n_chunks)
     probabilities = torch.cat([torch.sigmoid(judge(waves[i:i + 64])) for i in range(0, n_chunks, 64)])
     return judge_scores(probabilities.numpy(), labels.numpy(), judge.config.slots, judge.config.threshold)
+
+
+def _count_text(train: JudgeTrainConfig) -> str:
+    """'0/1/2/3/4/5 (2/8/10/30/40/10 % of the draws)': how many parts a draw holds, and how often."""
+    weights = np.asarray(train.part_count_weights, np.float64)
+    shares = weights / weights.sum() * 100
+    return (f"{'/'.join(str(k) for k in range(len(weights)))} "
+            f"({'/'.join(f'{share:.0f}' for share in shares)} % of the draws)")
 
 
 def _card(config: JudgeConfig, train: JudgeTrainConfig, command: str, data_manifest: dict,
@@ -161,15 +176,16 @@ def _card(config: JudgeConfig, train: JudgeTrainConfig, command: str, data_manif
         "",
         "Only FluidSynth (FluidR3_GM) renders of the music21 Bach chorales: each part of each "
         "train piece played alone by several slots (moved by octaves into the slot's range, "
-        "seeded dynamics), mixed on the fly: 0-4 parts, one slot each, at -24..0 dB each, at a "
-        f"random overall level, sometimes with faint noise. Pieces: {data_manifest.get('pieces')}. "
+        f"seeded dynamics), mixed on the fly: {_count_text(train)} parts, one slot each, at "
+        f"{train.part_gain_db[0]:g}..{train.part_gain_db[1]:g} dB each, at a random overall level, "
+        f"sometimes with faint noise. Pieces: {data_manifest.get('pieces')}. "
         "The split is `data urmp`'s (same seed), so no valid or test piece of a chorale build "
         "was seen.",
         "",
         "## Ceiling (real held-out chunks)",
         "",
         "A chunk is named in full when the slots above the threshold are exactly the slots "
-        "sounding in it. Drawn as in training (0-4 parts at random levels), "
+        "sounding in it. Drawn as in training, "
         f"{CEILING_CHUNKS} seeded chunks per split:",
         "",
     ]
@@ -189,7 +205,7 @@ def train_judge(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu", 
     if preset not in PRESETS:
         raise ConfigError(f"unknown judge preset {preset!r}; choose from {', '.join(PRESETS)}")
     train = PRESETS[preset]
-    config = JudgeConfig()
+    config = JudgeConfig(peak_range_db=PEAK_RANGE_DB)
     torch.manual_seed(train.seed)
     rng = np.random.default_rng(train.seed)
     pieces = load_judge_pieces(data_dir, "train", config.sample_rate)
@@ -202,7 +218,7 @@ def train_judge(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu", 
     started = time.process_time()
     judge.train()
     for step in range(1, train.steps + 1):
-        waves, labels = draw_batch(pieces, config, rng, train.batch_size)
+        waves, labels = draw_batch(pieces, config, train, rng, train.batch_size)
         loss = loss_fn(judge(waves), labels)
         optimiser.zero_grad()
         loss.backward()
@@ -211,7 +227,7 @@ def train_judge(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu", 
         if progress and (step % 100 == 0 or step == train.steps):
             print(f"step {step}/{train.steps}  loss {loss.item():.4f}  "
                   f"{(time.process_time() - started) / 60:.1f} CPU-min", flush=True)
-    ceiling = {split: ceiling_scores(judge, split_pieces) for split, split_pieces in held_out.items()}
+    ceiling = {split: ceiling_scores(judge, split_pieces, train) for split, split_pieces in held_out.items()}
     minutes = (time.process_time() - started) / 60
     manifest_path = Path(data_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}

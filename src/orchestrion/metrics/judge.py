@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from orchestrion.audio.io import resample, to_mono
 from orchestrion.audio.spectral import MelScale, Stft
 from orchestrion.errors import ConfigError
+from orchestrion.presets import check_field_names
 
 JUDGE_SYSTEM = "judge"
 SHIPPED_JUDGE = "judge-cpu"
@@ -73,10 +74,7 @@ class JudgeConfig:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> JudgeConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(document) - known)
-        if unknown:
-            raise ConfigError(f"judge config has unknown fields: {', '.join(unknown)}")
+        check_field_names(cls, document, "judge")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in document.items()}
         return cls(**values)
 
@@ -87,6 +85,8 @@ class InstrumentJudge(nn.Module):
     def __init__(self, config: JudgeConfig) -> None:
         super().__init__()
         self.config = config
+        self.ceiling: dict[str, Any] = {}
+        """Its figures on real held-out chunks, by split (from its card's config when loaded)."""
         self.stft = Stft(config.n_fft, config.hop_length, check_finite=False)
         self.mel = MelScale(config.sample_rate, config.n_fft, config.n_mels, fmin=config.fmin_hz,
                             persistent=False)
@@ -118,6 +118,11 @@ class InstrumentJudge(nn.Module):
         pooled = maps.mean(dim=2)  # over frequency: (batch, channels, frames)
         summary = torch.cat([pooled.mean(dim=2), pooled.amax(dim=2)], dim=1)
         return self.head(self.dropout(summary))
+
+    @torch.inference_mode()
+    def probabilities(self, chunks: Tensor, batch_size: int = 64) -> Tensor:
+        """Sigmoid probabilities (n_chunks, slots) of wave chunks (n_chunks, samples), in batches."""
+        return torch.cat([torch.sigmoid(self(chunks[i:i + batch_size])) for i in range(0, len(chunks), batch_size)])
 
 
 def load_judge(name_or_path: str | Path = SHIPPED_JUDGE) -> InstrumentJudge:
@@ -162,8 +167,7 @@ def judge_chunks(wave: np.ndarray, sample_rate: int, judge: InstrumentJudge | No
     if n_chunks < 1:
         raise ConfigError(f"the judge needs at least {config.chunk_s / 2:g} s of audio")
     chunks = torch.from_numpy(cut_chunks(mono, n_chunks, config.chunk_samples))
-    out = [torch.sigmoid(judge(chunks[i:i + batch_size])) for i in range(0, n_chunks, batch_size)]
-    return torch.cat(out).numpy().astype(np.float64)
+    return judge.probabilities(chunks, batch_size).numpy().astype(np.float64)
 
 
 def overlap_s(starts_s: np.ndarray, ends_s: np.ndarray, begin_s: float, end_s: float) -> float:

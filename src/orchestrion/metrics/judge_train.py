@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from orchestrion.errors import ConfigError, DatasetError
+from orchestrion.errors import DatasetError
 from orchestrion.metrics.judge import (
     JUDGE_SYSTEM,
     InstrumentJudge,
@@ -31,6 +31,7 @@ from orchestrion.metrics.judge import (
     judge_scores,
     overlap_s,
 )
+from orchestrion.presets import pick_preset
 
 MIX_PEAK = (0.01, 1.0)
 NOISE_SHARE = 0.3
@@ -139,8 +140,7 @@ def ceiling_scores(judge: InstrumentJudge, pieces: list[JudgePiece], train: Judg
     judge.eval()
     rng = np.random.default_rng([seed, 41])
     waves, labels = draw_batch(pieces, judge.config, train, rng, n_chunks)
-    probabilities = torch.cat([torch.sigmoid(judge(waves[i:i + 64])) for i in range(0, n_chunks, 64)])
-    return judge_scores(probabilities.numpy(), labels.numpy(), judge.config.slots, judge.config.threshold)
+    return judge_scores(judge.probabilities(waves).numpy(), labels.numpy(), judge.config.slots, judge.config.threshold)
 
 
 def _count_text(train: JudgeTrainConfig) -> str:
@@ -202,9 +202,7 @@ def train_judge(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu", 
     """Train a judge on `data_dir`'s train pieces, measure its ceiling, write it to `out_dir`."""
     from orchestrion.checkpoints import save_checkpoint  # noqa: PLC0415
 
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown judge preset {preset!r}; choose from {', '.join(PRESETS)}")
-    train = PRESETS[preset]
+    train = pick_preset(PRESETS, preset, {}, "judge")
     config = JudgeConfig(peak_range_db=PEAK_RANGE_DB)
     torch.manual_seed(train.seed)
     rng = np.random.default_rng(train.seed)

@@ -115,9 +115,8 @@ class BaselineTable:
 
 def ceiling_line(judge: InstrumentJudge) -> str:
     """The judge's ceiling from its card: macro accuracy on real held-out chunks."""
-    ceiling = getattr(judge, "ceiling", {}) or {}
     parts = [f"{split} {scores['macro_accuracy']:.3f} ({scores['n_chunks']} chunks)"
-             for split, scores in ceiling.items()]
+             for split, scores in judge.ceiling.items()]
     return "judge ceiling on its own real held-out mixtures: " + (", ".join(parts) if parts else "unknown")
 
 
